@@ -40,6 +40,7 @@ def paired_ground_truth(
     labelled: np.ndarray,
     void_ids: Iterable[int] = (),
     class_names: Mapping[int, str] | None = None,
+    unknown_name: str = "unannotated",
 ) -> GroundTruth:
     """Ground truth with one instance per (semantic class, instance id) pair of the points.
 
@@ -59,8 +60,9 @@ def paired_ground_truth(
             rule: `instance > 0` for VoteNet, `instance >= 0` for Pointcept and Mask3D).
         void_ids: class ids whose instances are void (kept in the table but not evaluated).
         class_names: class id -> name; when given, the result carries `instance_names` (the
-            class of each instance, "unannotated" for a negative class) and `semantic_names`
+            class of each instance, `unknown_name` for a negative class) and `semantic_names`
             (the classes present).
+        unknown_name: the name of instances whose class is negative (Pointcept says "ignore").
 
     Returns:
         GroundTruth whose instance ids lie in [0, K), numbered in increasing (instance id,
@@ -85,7 +87,7 @@ def paired_ground_truth(
     evaluated = (classes >= 0) & ~np.isin(classes, np.fromiter(void_ids, dtype=np.int64))
     names = semantic_names = None
     if class_names is not None:
-        names = tuple(class_names.get(int(c), f"class {c}") if c >= 0 else "unannotated" for c in classes)
+        names = tuple(class_names.get(int(c), f"class {c}") if c >= 0 else unknown_name for c in classes)
         present = np.unique(classes_of_points[classes_of_points >= 0])
         semantic_names = {int(c): class_names.get(int(c), f"class {c}") for c in present}
     return GroundTruth(ids, evaluated, classes_of_points, names, semantic_names)

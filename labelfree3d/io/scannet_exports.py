@@ -29,7 +29,8 @@ The scene is named after the folder.
 Ground truth (both): one instance per (semantic class, instance id) pair of the points with an
 annotated instance id (> 0 for VoteNet, >= 0 for Pointcept), as ScanNet's benchmark encodes
 ``class * 1000 + instance`` (`labelfree3d.io._labels.paired_ground_truth`). An instance is
-evaluated unless its class is void or unannotated / ignored. Default void classes are wall,
+evaluated unless its class is void or unannotated / ignored (named "unannotated" resp.
+"ignore"). Default void classes are wall,
 floor and ceiling: NYU40 1, 2, 22; ScanNet-20 0, 1 (ceiling is not a ScanNet-20 class, and
 Pointcept marks it -1, i.e. ignored); ScanNet-200 0, 2, 35. So, with `segment20`, objects of
 classes outside ScanNet-20 (ceiling, pillow, lamp, ...) are in the table but not evaluated, as
@@ -60,20 +61,12 @@ from labelfree3d.io.scannet_classes import (
 )
 from labelfree3d.structures import GroundTruth, Scene
 
-__all__ = ["POINTCEPT_FILES", "read_pointcept", "read_scannet_votenet"]
+__all__ = ["read_pointcept", "read_scannet_votenet"]
 
 _VOTENET_PARTS = {"vert": "vertex", "ins_label": "instance-label", "sem_label": "semantic-label", "bbox": "box"}
 _VOTENET_NAME = re.compile(r"^(?P<scene>.+)_(?P<part>vert|ins_label|sem_label|bbox)\.npy$")
 _SCANNET_SCENE = re.compile(r"^scene\d{4}_\d{2}$")
 
-POINTCEPT_FILES: tuple[str, ...] = (
-    "coord.npy",
-    "color.npy",
-    "normal.npy",
-    "segment20.npy",
-    "segment200.npy",
-    "instance.npy",
-)
 _POINTCEPT_SEMANTICS: dict[str, tuple[Mapping[int, str], tuple[int, ...]]] = {
     "segment20": (SCANNET20_NAMES, SCANNET20_VOID_IDS),
     "segment200": (SCANNET200_NAMES, SCANNET200_VOID_IDS),
@@ -130,7 +123,9 @@ def _ground_truth(
     class_names: Mapping[int, str],
     metadata: dict[str, object],
     missing: str,
+    unknown_name: str,
 ) -> GroundTruth | None:
+    """Paired ground truth, or None with a `gt_note` when there are no instance labels."""
     if instance is None or labelled is None:
         metadata["gt_note"] = f"no {missing}: scene has no ground truth"
         return None
@@ -138,7 +133,7 @@ def _ground_truth(
         metadata["gt_note"] = "no semantic labels: void classes unknown, every instance is evaluated"
         return paired_ground_truth(instance, None, labelled)
     metadata["void_semantic_ids"] = ",".join(str(v) for v in void_ids)
-    return paired_ground_truth(instance, semantic, labelled, void_ids, class_names)
+    return paired_ground_truth(instance, semantic, labelled, void_ids, class_names, unknown_name)
 
 
 # --- VoteNet ------------------------------------------------------------------------------------
@@ -221,9 +216,8 @@ def read_scannet_votenet(path: Path, void_semantic_ids: Sequence[int] = NYU40_VO
     _record_dropped(keep, metadata)
     vert = vert[keep]
     void = tuple(int(v) for v in void_semantic_ids)
-    # objectId + 1: 0 = unannotated
-    labelled = None if instance is None else instance > 0
-    gt = _ground_truth(instance, labelled, semantic, void, NYU40_NAMES, metadata, ins_path.name)
+    labelled = None if instance is None else instance > 0  # objectId + 1: 0 = unannotated
+    gt = _ground_truth(instance, labelled, semantic, void, NYU40_NAMES, metadata, ins_path.name, "unannotated")
     colors = _colors_255(vert[:, 3:6], path)
     scene = Scene(points=vert[:, :3], colors=colors, gt=gt, name=scene_name, source=path)
     scene.metadata.update(metadata)
@@ -302,7 +296,7 @@ def read_pointcept(path: Path, semantics: str = "auto", void_semantic_ids: Seque
         labelled = instance >= 0  # -1 = ignore
     _record_dropped(keep, metadata)
     void = default_void if void_semantic_ids is None else tuple(int(v) for v in void_semantic_ids)
-    gt = _ground_truth(instance, labelled, semantic, void, names, metadata, "instance.npy")
+    gt = _ground_truth(instance, labelled, semantic, void, names, metadata, "instance.npy", "ignore")
     scene = Scene(points=coord[keep], colors=colors, normals=normals, gt=gt, name=path.name, source=path)
     scene.metadata.update(metadata)
     return scene
