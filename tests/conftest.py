@@ -36,6 +36,12 @@ def scannet_scene_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def scannet_votenet_dir() -> Path:
+    """Folder of the 14 scans of VoteNet's ScanNet export (<scene>_vert/_ins_label/_sem_label/_bbox.npy)."""
+    return _require(DATA / "scannet-votenet")
+
+
+@pytest.fixture(scope="session")
 def osd_dir() -> Path:
     """Folder of the 45 labelled OSD learn clouds."""
     return _require(DATA / "osd" / "learn")

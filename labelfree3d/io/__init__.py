@@ -7,8 +7,9 @@ All writers write to a temporary file and rename it into place.
 
 # reader modules register themselves on import. Detection tries every reader's `detect`
 # predicate (folder layouts, name patterns) in this order before falling back to extensions,
-# so specific detectors (OSD before the generic PCD extension, the SemanticKITTI npy pair
-# before the generic .npy extension) must come first.
+# so specific detectors (OSD before the generic PCD extension, the SemanticKITTI npy pair and
+# VoteNet's `_vert.npy` before the generic .npy extension) must come first, and the Pointcept
+# folder (any folder with coord.npy) after the more specific folder layouts.
 from labelfree3d.io import npz as _npz  # noqa: F401
 from labelfree3d.io import ply as _ply  # noqa: F401
 from labelfree3d.io import osd as _osd  # noqa: F401
@@ -17,6 +18,7 @@ from labelfree3d.io import scannet as _scannet  # noqa: F401
 from labelfree3d.io import s3dis as _s3dis  # noqa: F401
 from labelfree3d.io import rgbd as _rgbd  # noqa: F401
 from labelfree3d.io import las as _las  # noqa: F401
+from labelfree3d.io import scannet_exports as _scannet_exports  # noqa: F401
 from labelfree3d.io import semantickitti as _semantickitti  # noqa: F401
 from labelfree3d.io import npy as _npy  # noqa: F401
 from labelfree3d.io.atomic import atomic_path, write_text_atomic

@@ -1,15 +1,17 @@
-"""Label bookkeeping shared by the readers: id compaction, segment groups, void flags, JSON."""
+"""Label bookkeeping shared by the readers: id compaction, (class, instance) pairing, segment
+groups, void flags, and loading the JSON / `.npy` files labels come in."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labelfree3d.errors import FormatError, InputError
+from labelfree3d.structures import GroundTruth
 
 
 def compact_ids(raw_ids: np.ndarray, unlabelled: Iterable[int] = ()) -> np.ndarray:
@@ -30,6 +32,65 @@ def compact_ids(raw_ids: np.ndarray, unlabelled: Iterable[int] = ()) -> np.ndarr
         labelled &= ~np.isin(raw_ids, skip)
     _, out[labelled] = np.unique(raw_ids[labelled], return_inverse=True)
     return out
+
+
+def paired_ground_truth(
+    instance: np.ndarray,
+    semantic: np.ndarray | None,
+    labelled: np.ndarray,
+    void_ids: Iterable[int] = (),
+    class_names: Mapping[int, str] | None = None,
+    unknown_name: str = "unannotated",
+) -> GroundTruth:
+    """Ground truth with one instance per (semantic class, instance id) pair of the points.
+
+    ScanNet's benchmark encodes a ground-truth instance as `class * 1000 + instance`, so an
+    instance is a (class, instance id) pair, and whether a point is void depends on its own
+    class: where one instance id is shared by points of several classes (a wall point and a
+    chair point), each class's part is a separate instance, the wall part void and the chair
+    part evaluated. Exports that share this convention (VoteNet's, Pointcept's, Mask3D's)
+    read their ground truth through this one rule.
+
+    Args:
+        instance: (N,) integer instance id per point, in the layout's own numbering.
+        semantic: (N,) integer class id per point, negative = unannotated / ignore (callers map
+            their layout's "unannotated" value, e.g. NYU40's 0, to -1 first); None for layouts
+            without semantics, where every instance id is one evaluated instance.
+        labelled: (N,) bool, True where `instance` marks an annotated instance (the layout's
+            rule: `instance > 0` for VoteNet, `instance >= 0` for Pointcept and Mask3D).
+        void_ids: class ids whose instances are void (kept in the table but not evaluated).
+        class_names: class id -> name; when given, the result carries `instance_names` (the
+            class of each instance, `unknown_name` for a negative class) and `semantic_names`
+            (the classes present).
+        unknown_name: the name of instances whose class is negative (Pointcept says "ignore").
+
+    Returns:
+        GroundTruth whose instance ids lie in [0, K), numbered in increasing (instance id,
+        class) order, -1 where `labelled` is False; instance k is evaluated iff its class is
+        not negative and not in `void_ids`; `semantic_ids` = `semantic` with negatives as -1.
+    """
+    instance = np.asarray(instance).astype(np.int64, copy=False)
+    labelled = np.asarray(labelled, dtype=bool)
+    n = instance.shape[0]
+    classes_of_points = None if semantic is None else np.where(np.asarray(semantic) < 0, -1, semantic).astype(np.int64)
+    pair_class = np.full(n, -1, np.int64) if classes_of_points is None else classes_of_points
+    ids = np.full(n, -1, dtype=np.int64)
+    classes = np.empty(0, dtype=np.int64)
+    if np.any(labelled):
+        pairs = np.stack([instance[labelled], pair_class[labelled]], axis=1)
+        # np.unique over rows sorts by instance id, then class
+        unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        ids[labelled] = inverse.reshape(-1)
+        classes = unique[:, 1]
+    if classes_of_points is None:
+        return GroundTruth(ids, np.ones(classes.shape[0], dtype=bool))
+    evaluated = (classes >= 0) & ~np.isin(classes, np.fromiter(void_ids, dtype=np.int64))
+    names = semantic_names = None
+    if class_names is not None:
+        names = tuple(class_names.get(int(c), f"class {c}") if c >= 0 else unknown_name for c in classes)
+        present = np.unique(classes_of_points[classes_of_points >= 0])
+        semantic_names = {int(c): class_names.get(int(c), f"class {c}") for c in present}
+    return GroundTruth(ids, evaluated, classes_of_points, names, semantic_names)
 
 
 def groups_to_points(segment_of_point: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
@@ -84,6 +145,31 @@ def majority_per_instance(instance_ids: np.ndarray, values: np.ndarray, k: int) 
     first = np.r_[True, unique[1:, 0] != unique[:-1, 0]]
     out[unique[first, 0]] = unique[first, 1]
     return out
+
+
+def load_npy_array(path: Path, what: str = "array") -> np.ndarray:
+    """Load a numeric `.npy` array without pickles; unreadable or non-numeric data -> FormatError."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError as error:
+        raise InputError("no such file", path) from error
+    except (ValueError, OSError, EOFError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "cannot reshape" in message or "EOF" in message or isinstance(error, EOFError):
+            message = f"file is truncated ({message})"
+        raise FormatError(f"not a readable .npy {what}: {message}", path) from error
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise FormatError(
+            f"the {what} must be numeric, got dtype {getattr(array, 'dtype', type(array).__name__)}", path
+        )
+    return array
+
+
+def integer_labels(values: np.ndarray, what: str, path: Path) -> np.ndarray:
+    """`values` as int64, or a `FormatError` "<what> must hold integer ids" naming `path`."""
+    if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or np.any(values != np.round(values))):
+        raise FormatError(f"{what} must hold integer ids", path)
+    return values.astype(np.int64)
 
 
 def load_json(path: Path) -> Any:

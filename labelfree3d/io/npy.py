@@ -7,16 +7,25 @@ columns     meaning (one row per point)
 4           ``x y z intensity`` (LiDAR; intensity kept as per-point ``metadata["intensity"]``)
 6           ``x y z r g b``, colour in [0, 255] or [0, 1] (any value > 1 means 0-255)
 7           ``x y z r g b instance``, instance id per point, negative = none
-8           ``x y z r g b semantic instance``: Mask3D-style preprocessed ScanNet with
-            ScanNet-20 (NYU40) class ids, 0 = unannotated, 1 = wall, 2 = floor
+8           ``x y z r g b semantic instance``: Mask3D-style preprocessed ScanNet with NYU40
+            class ids (the ScanNet-20 classes among them; 0 = unannotated, 1 = wall,
+            2 = floor, 22 = ceiling), instance negative = none
 12          ``x y z r g b nx ny nz segment semantic instance``: Mask3D's own preprocessed
             ScanNet layout; ``segment`` -> ``superpoints``, ``semantic`` = raw ScanNet category
-            id (the ``.labels.ply`` value: 0 = unannotated, 1 = wall, 3 = floor, 41 = ceiling)
+            id (the ``.labels.ply`` value: 0 = unannotated, 1 = wall, 3 = floor, 41 = ceiling),
+            instance negative = none
 ==========  ====================================================================================
 
-Instance ids are renumbered to [0, K) in increasing order. With a semantic column, an instance
-is void when its most frequent class is in `void_semantic_ids` (default: wall and floor for 8
-columns, wall, floor and ceiling for 12), matching the class-agnostic ScanNet protocol.
+Without a semantic column (7 columns) each instance id is one instance, renumbered to [0, K)
+in increasing order. With one (8 and 12 columns), ground truth follows ScanNet's benchmark,
+which encodes an instance as ``class * 1000 + instance``: an instance is a (semantic class,
+instance id) pair (`labelfree3d.io._labels.paired_ground_truth`), numbered in increasing
+(instance id, class) order, so a point is void when its own class is void even where one
+instance id spans points of several classes. An instance is evaluated unless its class is in
+`void_semantic_ids` (default: wall, floor and ceiling, NYU40 ids 1, 2, 22 for 8 columns, raw
+ids 1, 3, 41 for 12) or unannotated (0). With 8 columns instances are named after their NYU40
+class (`labelfree3d.io.scannet_classes.NYU40_NAMES`). Rows with NaN or infinite xyz are
+dropped (count in ``metadata["dropped_nan_points"]``).
 Mask3D names its files `SSSS_VV.npy`; such names become `sceneSSSS_VV` to pair with ScanNet GT.
 
 SemanticKITTI arrays from Open3D-ML's demo data (format `semantickitti_npy`) are a pair:
@@ -34,10 +43,11 @@ from pathlib import Path
 import numpy as np
 
 from labelfree3d.errors import FormatError, InputError
-from labelfree3d.io._labels import compact_ids, majority_per_instance
+from labelfree3d.io._labels import integer_labels, load_npy_array, paired_ground_truth
 from labelfree3d.io.registry import register_reader
+from labelfree3d.io.scannet_classes import NYU40_NAMES, NYU40_VOID_IDS
 from labelfree3d.io.semantickitti import check_label_count, frame_scene
-from labelfree3d.structures import GroundTruth, Scene
+from labelfree3d.structures import Scene
 
 __all__ = ["load_npy_array", "read_npy", "read_semantickitti_npy"]
 
@@ -49,32 +59,12 @@ LAYOUTS = {
     8: "mask3d_scannet20",
     12: "mask3d_scannet",
 }
-_DEFAULT_VOID = {8: (1, 2), 12: (1, 3, 41)}
+_DEFAULT_VOID = {8: NYU40_VOID_IDS, 12: (1, 3, 41)}
 _MASK3D_NAME = re.compile(r"^\d{4}_\d{2}$")
 
 
-def load_npy_array(path: Path, what: str = "array") -> np.ndarray:
-    """Load a numeric `.npy` array without pickles; unreadable or non-numeric data -> FormatError."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError as error:
-        raise InputError("no such file", path) from error
-    except (ValueError, OSError, EOFError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "cannot reshape" in message or "EOF" in message or isinstance(error, EOFError):
-            message = f"file is truncated ({message})"
-        raise FormatError(f"not a readable .npy {what}: {message}", path) from error
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
-        raise FormatError(
-            f"the {what} must be numeric, got dtype {getattr(array, 'dtype', type(array).__name__)}", path
-        )
-    return array
-
-
 def _integer_column(values: np.ndarray, name: str, path: Path) -> np.ndarray:
-    if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or np.any(values != np.round(values))):
-        raise FormatError(f"column '{name}' must hold integer ids", path)
-    return values.astype(np.int64)
+    return integer_labels(values, f"column '{name}'", path)
 
 
 def _is_semantickitti_pair(path: Path) -> bool:
@@ -130,10 +120,12 @@ def read_npy(path: Path, void_semantic_ids: Sequence[int] | None = None) -> Scen
 
     Args:
         path: the .npy file.
-        void_semantic_ids: class ids whose instances are void; None = the layout's default.
+        void_semantic_ids: class ids whose instances are void; None = the layout's default
+            (wall, floor, ceiling: NYU40 1, 2, 22 for 8 columns, raw ScanNet 1, 3, 41 for 12).
 
     Returns:
-        Scene with colours, normals, superpoints and ground truth as the layout provides;
+        Scene with colours, normals, superpoints and ground truth as the layout provides (one
+        instance per (class, instance id) pair with a semantic column, see the module docs);
         `metadata["npy_layout"]` names the layout. Rows with non-finite xyz are dropped.
     """
     array = load_npy_array(path, "point array")
@@ -168,18 +160,14 @@ def read_npy(path: Path, void_semantic_ids: Sequence[int] | None = None) -> Scen
         superpoints = _integer_column(array[:, 9], "segment", path)
     if columns >= 7:
         instance_raw = _integer_column(array[:, -1], "instance", path)
-        semantic = None
+        semantic = void = None
         if columns >= 8:
             semantic = _integer_column(array[:, -2], "semantic", path)
             semantic = np.where(semantic <= 0, -1, semantic)  # 0 = unannotated in ScanNet's id spaces
-        instance_ids = compact_ids(instance_raw)
-        k = int(instance_ids.max()) + 1 if instance_ids.size else 0
-        evaluated = np.ones(k, dtype=bool)
-        if semantic is not None:
-            void = _DEFAULT_VOID[columns] if void_semantic_ids is None else tuple(void_semantic_ids)
-            evaluated = ~np.isin(majority_per_instance(instance_ids, semantic, k), list(void))
+            void = _DEFAULT_VOID[columns] if void_semantic_ids is None else tuple(int(v) for v in void_semantic_ids)
             metadata["void_semantic_ids"] = ",".join(str(v) for v in void)
-        gt = GroundTruth(instance_ids, evaluated, semantic)
+        names = NYU40_NAMES if columns == 8 else None
+        gt = paired_ground_truth(instance_raw, semantic, instance_raw >= 0, void or (), names)
     name = f"scene{path.stem}" if columns in (8, 12) and _MASK3D_NAME.match(path.stem) else path.stem
     scene = Scene(points=points, colors=colors, normals=normals, gt=gt, superpoints=superpoints, name=name, source=path)
     scene.metadata.update(metadata)

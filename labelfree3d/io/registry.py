@@ -86,8 +86,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
                 continue
     if path.is_dir():
         raise UnknownFormatError(
-            "folder layout not recognised (expected a ScanNet/ScanNet++ scene, S3DIS room "
-            "or RGB-D frame folder)",
+            "folder layout not recognised (expected a ScanNet/ScanNet++ scene, S3DIS room, "
+            "Pointcept scan or RGB-D frame folder)",
             path,
         )
     suffix = _suffix(path)
