@@ -19,7 +19,7 @@ from labelfree3d.segment.clustering_baselines import (
 from labelfree3d.synthetic import make_scene
 
 BASELINES = ("hdbscan", "dbscan", "kmeans", "birch", "felzenszwalb")
-TABLETOP = {"voxel_size": 0.01, "remove_planes": True}
+TABLETOP = {"voxel_size": 0.01}
 
 # (method, settings, metric, lower bound) on make_scene("tabletop", seed=0): 6 objects on a table.
 # Bounds sit well below what was measured (AP50 / AP25 in %: dbscan 35 / 91, hdbscan 14 / 78,

@@ -46,7 +46,7 @@ def test_segment_cli_writes_npz_with_metrics(osd_dir, osd_scene, tmp_path):
     out = tmp_path / "pred.npz"
     result = run_cli(
         "segment", str(osd_dir / OSD_CLOUD), "--method", "dbscan",
-        "--set", "voxel_size=0.01", "--set", "remove_planes=true", "--set", "eps=0.02", "-o", str(out),
+        "--set", "voxel_size=0.01", "--set", "eps=0.02", "-o", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     masks, info = read_predictions(out)
@@ -72,7 +72,9 @@ def test_segment_cli_writes_scannet_folder(osd_dir, osd_scene, tmp_path):
 
 def test_segment_cli_writes_coloured_ply(osd_dir, osd_scene, tmp_path):
     out = tmp_path / "seg.ply"
-    result = run_cli("segment", str(osd_dir / OSD_CLOUD), "--method", "felzenszwalb", "--set", "k_thresh=0.1", "-o", str(out))
+    result = run_cli(
+        "segment", str(osd_dir / OSD_CLOUD), "--method", "felzenszwalb", "--set", "k_thresh=0.1", "-o", str(out)
+    )
     assert result.returncode == 0, result.stderr
     vertex = plyfile.PlyData.read(str(out))["vertex"]
     assert vertex.count == osd_scene.num_points
@@ -114,7 +116,7 @@ def test_segment_file_library_helper(tmp_path, monkeypatch):
 
     write_scene(scene, source)
     monkeypatch.chdir(tmp_path)
-    run = segment_file(source, "dbscan", {"voxel_size": 0.01, "remove_planes": True, "eps": "0.02"})
+    run = segment_file(source, "dbscan", {"voxel_size": 0.01, "eps": "0.02"})
     assert run.output == Path("tabletop_0001_dbscan.npz") and run.output.exists()  # named after the scene, here
     assert run.parameters["eps"] == 0.02 and run.metrics is not None and run.metrics["ap25"] > 0.5
     assert default_output_path("s", "m", "scannet") == Path("s_m_scannet")

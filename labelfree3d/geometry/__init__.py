@@ -1,4 +1,4 @@
-"""Geometry layer: normals, voxels, sampling, neighbourhood graphs, planes, clusters, superpoints.
+"""Geometry layer: normals, voxels, sampling, neighbourhood graphs, planes, room structure, clusters, superpoints.
 
 Functions take and return numpy arrays (not `Scene`s) so that every other package can use them;
 this package depends on numpy, scipy, numba, Open3D and fpsample only, never on torch. Units
@@ -11,8 +11,18 @@ from labelfree3d.geometry.components import connected_components, relabel_consec
 from labelfree3d.geometry.mesh import face_edges, mesh_adjacency, mesh_edges
 from labelfree3d.geometry.neighbors import edges_to_csr, knn, knn_graph, radius_graph, unique_undirected_edges
 from labelfree3d.geometry.normals import estimate_point_normals, face_normals, mesh_vertex_normals, orient_normals
-from labelfree3d.geometry.planes import point_plane_distances, segment_planes
+from labelfree3d.geometry.planes import detect_planes, fit_plane, plane_inliers, point_plane_distances
 from labelfree3d.geometry.sampling import farthest_point_sampling
+from labelfree3d.geometry.structure import (
+    CEILING,
+    REST,
+    SUPPORT,
+    WALL,
+    RoomStructure,
+    detect_structure,
+    point_spacing,
+    surface_noise,
+)
 from labelfree3d.geometry.superpoints import (
     felzenszwalb_segmentation,
     mesh_superpoints,
@@ -23,30 +33,40 @@ from labelfree3d.geometry.superpoints import (
 from labelfree3d.geometry.voxel import VoxelGrid, voxel_coordinates, voxel_downsample
 
 __all__ = [
-    "face_normals",
-    "mesh_vertex_normals",
-    "estimate_point_normals",
-    "orient_normals",
+    "CEILING",
+    "REST",
+    "SUPPORT",
+    "WALL",
+    "RoomStructure",
     "VoxelGrid",
-    "voxel_coordinates",
-    "voxel_downsample",
+    "connected_components",
+    "detect_planes",
+    "detect_structure",
+    "edges_to_csr",
+    "estimate_point_normals",
+    "euclidean_clustering",
+    "face_edges",
+    "face_normals",
     "farthest_point_sampling",
+    "felzenszwalb_segmentation",
+    "fit_plane",
     "knn",
     "knn_graph",
-    "radius_graph",
-    "unique_undirected_edges",
-    "edges_to_csr",
-    "face_edges",
-    "mesh_edges",
     "mesh_adjacency",
-    "connected_components",
-    "relabel_consecutive",
-    "segment_planes",
-    "point_plane_distances",
-    "euclidean_clustering",
-    "felzenszwalb_segmentation",
+    "mesh_edges",
     "mesh_superpoints",
-    "scannet_edge_weights",
+    "mesh_vertex_normals",
+    "orient_normals",
+    "plane_inliers",
     "point_cloud_superpoints",
     "point_edge_weights",
+    "point_plane_distances",
+    "point_spacing",
+    "radius_graph",
+    "relabel_consecutive",
+    "scannet_edge_weights",
+    "surface_noise",
+    "unique_undirected_edges",
+    "voxel_coordinates",
+    "voxel_downsample",
 ]

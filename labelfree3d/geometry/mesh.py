@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from labelfree3d.geometry._checks import as_faces, int_at_least
 from labelfree3d.geometry.neighbors import edges_to_csr, unique_undirected_edges
 
-__all__ = ["face_edges", "mesh_edges", "mesh_adjacency"]
+__all__ = ["face_edges", "mesh_adjacency", "mesh_edges"]
 
 
 def face_edges(faces: Any) -> np.ndarray:

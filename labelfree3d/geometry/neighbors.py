@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 from labelfree3d.errors import ParameterError
 from labelfree3d.geometry._checks import as_edges, as_points, int_at_least, positive_float
 
-__all__ = ["knn", "knn_graph", "radius_graph", "unique_undirected_edges", "edges_to_csr"]
+__all__ = ["edges_to_csr", "knn", "knn_graph", "radius_graph", "unique_undirected_edges"]
 
 
 def knn(points: Any, k: int, query: Any = None, workers: int = -1) -> tuple[np.ndarray, np.ndarray]:

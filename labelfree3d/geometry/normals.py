@@ -10,7 +10,7 @@ import numpy as np
 from labelfree3d.errors import ParameterError
 from labelfree3d.geometry._checks import as_faces, as_points, as_vector3, choice, int_at_least, positive_float
 
-__all__ = ["face_normals", "mesh_vertex_normals", "estimate_point_normals", "orient_normals"]
+__all__ = ["estimate_point_normals", "face_normals", "mesh_vertex_normals", "orient_normals"]
 
 VERTEX_WEIGHTINGS = ("area", "uniform", "scannet")
 ORIENTATIONS = ("auto", "viewpoint", "tangent_plane", "outward", "direction", "none")

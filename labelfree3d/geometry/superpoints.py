@@ -46,9 +46,9 @@ from labelfree3d.geometry.normals import estimate_point_normals, mesh_vertex_nor
 __all__ = [
     "felzenszwalb_segmentation",
     "mesh_superpoints",
-    "scannet_edge_weights",
     "point_cloud_superpoints",
     "point_edge_weights",
+    "scannet_edge_weights",
 ]
 
 # ScanNet segmentator defaults (segmentator.cpp usage line: kThresh=0.01 segMinVerts=20)

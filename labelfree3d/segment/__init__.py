@@ -12,20 +12,20 @@ from labelfree3d.segment.plane_euclidean import PlaneEuclideanSegmenter
 from labelfree3d.segment.run import SegmentationRun, describe_methods, segment_file, segment_scene
 
 __all__ = [
-    "Segmenter",
     "SEGMENTERS",
-    "make_segmenter",
-    "register_segmenter",
-    "PlaneEuclideanSegmenter",
-    "HDBSCANSegmenter",
-    "DBSCANSegmenter",
-    "KMeansSegmenter",
     "BirchSegmenter",
+    "DBSCANSegmenter",
     "FelzenszwalbSegmenter",
     "FreePointMulticutSegmenter",
+    "HDBSCANSegmenter",
+    "KMeansSegmenter",
     "MaskedNCutSegmenter",
+    "PlaneEuclideanSegmenter",
     "SegmentationRun",
+    "Segmenter",
+    "describe_methods",
+    "make_segmenter",
+    "register_segmenter",
     "segment_file",
     "segment_scene",
-    "describe_methods",
 ]

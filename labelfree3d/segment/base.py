@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -19,38 +20,89 @@ import numpy as np
 from labelfree3d.errors import ParameterError
 from labelfree3d.structures import InstanceMasks, Scene
 
-__all__ = ["Segmenter", "SEGMENTERS", "register_segmenter", "make_segmenter", "check_range"]
+__all__ = [
+    "SEGMENTERS",
+    "STRUCTURE_MODES",
+    "Segmenter",
+    "check_range",
+    "make_segmenter",
+    "register_segmenter",
+    "subset_features",
+]
 
 
+STRUCTURE_MODES = ("remove", "keep")
+
+
+@dataclass
 class Segmenter(ABC):
     """Base class: subclasses are dataclasses whose fields are the method's parameters.
 
     Subclasses implement `validate()` (raise `ParameterError` for absurd values) and
-    `segment()`. `score_rule` documents how the mask confidences are computed, since AP is
-    only meaningful when confidences rank masks.
+    `segment_points()`, which segments whatever scene it is given. `segment()` first takes the
+    room structure out (floor, walls, ceiling, table: `labelfree3d.segment.structure`), runs
+    `segment_points()` on the rest and multiplies every confidence by
+    `structure_score_factor`, so that a mask that is mostly structure or spans the whole scan
+    ranks after compact objects. `score_rule` documents how the method's own confidences are
+    computed, since AP is only meaningful when confidences rank masks.
+
+    Attributes:
+        structure: "remove" (default): segment only what is not floor, walls, ceiling or the
+            supporting table; every class-agnostic benchmark counts those as void. "keep":
+            segment the whole scan, as the papers' baseline rows do (UnScene3D Tab. 1, FreePoint
+            Tab. S1); structure-like masks are still ranked last.
     """
+
+    structure: str = "remove"
 
     name: ClassVar[str] = ""
     score_rule: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
+        if self.structure not in STRUCTURE_MODES:
+            raise ParameterError(
+                f"{self.name}.structure must be one of {', '.join(STRUCTURE_MODES)}, got {self.structure!r}"
+            )
         self.validate()
 
     def validate(self) -> None:
         """Check parameter values; raise `ParameterError` with a one-line message."""
 
-    @abstractmethod
-    def segment(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
+    def segment(self, scene: Scene, features: Any = None) -> InstanceMasks:
         """Segment `scene` into instance masks over its N points.
 
         Args:
             scene: the scan.
-            features: optional (N, C) float per-point features (learned or lifted 2D) for methods
-                that use them.
+            features: optional (N, C) float per-point features (learned or lifted 2D), or a
+                mapping name -> (N, C) for methods that take several, for methods that use them.
 
         Returns:
-            Masks over `scene.num_points` points with one confidence each.
+            Masks over `scene.num_points` points with one confidence each; structure points
+            are in no mask unless `structure="keep"`.
         """
+        from labelfree3d.segment.structure import scene_structure
+
+        if self.structure == "keep":
+            return self.rank_structure_last(self.segment_points(scene, features), scene)
+        rest = np.flatnonzero(scene_structure(scene).rest)
+        if rest.shape[0] == 0:
+            return InstanceMasks.empty(scene.num_points)
+        part = scene if rest.shape[0] == scene.num_points else scene.subset(rest)
+        masks = self.segment_points(part, subset_features(features, rest, scene.num_points))
+        if part is not scene:
+            masks = masks.expand(rest, scene.num_points)
+        return self.rank_structure_last(masks, scene)
+
+    @abstractmethod
+    def segment_points(self, scene: Scene, features: Any = None) -> InstanceMasks:
+        """Segment every point of `scene` (no structure removal); `features` as in `segment`."""
+
+    @staticmethod
+    def rank_structure_last(masks: InstanceMasks, scene: Scene) -> InstanceMasks:
+        """`masks` with each score multiplied by `structure_score_factor` (structure-like masks last)."""
+        from labelfree3d.segment.structure import structure_score_factor
+
+        return masks.with_scores(masks.scores * structure_score_factor(masks, scene))
 
     def get_params(self) -> dict[str, Any]:
         """The parameters as a dict (for configs and provenance)."""
@@ -127,6 +179,22 @@ def _coerce(method: str, key: str, value: Any, hint: Any) -> Any:
     except (TypeError, ValueError) as error:
         raise ParameterError(f"{method}.{key}={value!r}: {error}") from error
     return value
+
+
+def subset_features(features: Any, indices: np.ndarray, num_points: int) -> Any:
+    """Per-point `features` (None, an (N, C) array or a mapping of them) restricted to `indices`.
+
+    Arrays of the wrong length are passed through untouched so that the method's own check
+    reports them with their shape.
+    """
+    if features is None:
+        return None
+    if isinstance(features, Mapping):
+        return {key: subset_features(value, indices, num_points) for key, value in features.items()}
+    array = np.asarray(features)
+    if array.ndim >= 1 and array.shape[0] == num_points:
+        return array[indices]
+    return features
 
 
 def check_range(

@@ -15,9 +15,9 @@ sklearn"). All four share one pipeline (`FeatureClusteringSegmenter`):
    on the down-sampled cloud. Colours are skipped when the scene has none.
 2. Voxel down-sampling to `voxel_size` (features averaged per voxel) for speed; the clusters are
    lifted back to every input point with `InstanceMasks.lift`.
-3. Optionally (`remove_planes`) the dominant planes (floor, walls, table top) are removed first,
-   as FreePoint's pre-processing does (Sec. 3.1); the papers' baseline rows cluster the full
-   scene, so it is off by default.
+3. By default the room structure (floor, walls, ceiling, table top) is taken out first by
+   `Segmenter.segment`, as FreePoint's pre-processing does (Sec. 3.1); `structure="keep"` clusters
+   the full scene as the papers' baseline rows do.
 4. The scikit-learn estimator, then clusters smaller than `min_cluster_points` voxels dropped.
 
 Each subclass documents its confidence rule in `score_rule`.
@@ -33,19 +33,20 @@ from typing import NamedTuple
 import numpy as np
 
 from labelfree3d.errors import ParameterError
-from labelfree3d.geometry import estimate_point_normals, mesh_vertex_normals, segment_planes, voxel_downsample
+from labelfree3d.geometry import estimate_point_normals, mesh_vertex_normals, voxel_downsample
 from labelfree3d.segment.base import Segmenter, check_range, register_segmenter
+from labelfree3d.segment.structure import scene_scale
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
+    "BirchSegmenter",
+    "DBSCANSegmenter",
     "FeatureClusteringSegmenter",
     "HDBSCANSegmenter",
-    "DBSCANSegmenter",
     "KMeansSegmenter",
-    "BirchSegmenter",
     "PreparedCloud",
-    "normal_embedding",
     "attach_noise",
+    "normal_embedding",
     "simplified_silhouette",
 ]
 
@@ -59,15 +60,16 @@ class PreparedCloud(NamedTuple):
     Attributes:
         points: (M, 3) voxel centroids, metres.
         features: (F, D) float64 weighted feature vectors of the F foreground voxels.
-        foreground: (F,) int64 indices of the foreground voxels among the M (all of them unless
-            planes were removed).
+        foreground: (F,) int64 indices of the voxels that are clustered among the M.
         inverse: (N,) int64 voxel of each input point.
+        voxel: the voxel edge used, metres (0 = none).
     """
 
     points: np.ndarray
     features: np.ndarray
     foreground: np.ndarray
     inverse: np.ndarray
+    voxel: float = 0.0
 
 
 def normal_embedding(normals: np.ndarray) -> np.ndarray:
@@ -150,53 +152,47 @@ class FeatureClusteringSegmenter(Segmenter):
     """Shared pipeline of the scikit-learn clustering baselines (not registered itself).
 
     Attributes:
-        voxel_size: down-sampling voxel edge, metres (0 = cluster every point). ScanNet meshes
-            have ~2 cm vertex spacing, so 2 cm keeps them nearly whole.
+        voxel_size: down-sampling voxel edge, metres (0 = cluster every point); None = from the
+            scan's spacing, so that about `target_points` points are clustered
+            (`ScanScale.voxel_for`), never finer than the spacing.
+        target_points: points left by the automatic voxel size (bounds the estimators' cost).
         xyz_weight: scale of the coordinates in the feature vector (metres -> feature units).
         color_weight: scale of RGB in [0, 1]; ignored when the scene has no colours.
         normal_weight: scale of the sign-invariant normal embedding (see `normal_embedding`).
-        remove_planes: remove up to `max_planes` dominant planes (each holding at least
-            `min_plane_fraction` of the voxels) before clustering, like FreePoint's
-            pre-processing; their points are in no mask.
-        plane_distance: RANSAC inlier distance for plane removal, metres.
-        max_planes: most planes removed.
-        min_plane_fraction: a plane must hold this fraction of the voxels to be removed.
         noise_radius: voxels the estimator leaves as noise (DBSCAN, HDBSCAN) join the cluster of
-            the nearest clustered voxel within this distance, metres (0 = noise stays in no mask).
+            the nearest clustered voxel within this distance, metres (0 = noise stays in no mask);
+            None = 3 voxel edges (3 point spacings without voxels).
             Density-based clustering of evenly sampled surfaces leaves object borders as noise,
             which shrinks every mask below the IoU thresholds.
         min_cluster_points: clusters with fewer voxels are dropped.
-        seed: seed of RANSAC and of randomised estimators.
+        seed: seed of randomised estimators.
     """
 
-    voxel_size: float = 0.02
+    voxel_size: float | None = None
+    target_points: int = 20000
     xyz_weight: float = 1.0
     color_weight: float = 0.0
     normal_weight: float = 0.0
-    remove_planes: bool = False
-    plane_distance: float = 0.02
-    max_planes: int = 4
-    min_plane_fraction: float = 0.05
-    noise_radius: float = 0.0
+    noise_radius: float | None = 0.0
     min_cluster_points: int = 5
     seed: int = 0
 
     def validate(self) -> None:
-        check_range(self.name, "voxel_size", self.voxel_size, 0.0, 1.0)
+        if self.voxel_size is not None:
+            check_range(self.name, "voxel_size", self.voxel_size, 0.0, 1.0)
+        check_range(self.name, "target_points", self.target_points, 100, 10**8)
         check_range(self.name, "xyz_weight", self.xyz_weight, 0.0, 1e6)
         check_range(self.name, "color_weight", self.color_weight, 0.0, 1e6)
         check_range(self.name, "normal_weight", self.normal_weight, 0.0, 1e6)
         if self.xyz_weight == 0 and self.color_weight == 0 and self.normal_weight == 0:
             raise ParameterError(f"{self.name}: xyz_weight, color_weight and normal_weight are all 0: no features")
-        check_range(self.name, "plane_distance", self.plane_distance, 0.0, 1.0, open_low=True)
-        check_range(self.name, "max_planes", self.max_planes, 1, 100)
-        check_range(self.name, "min_plane_fraction", self.min_plane_fraction, 0.0, 1.0, open_low=True)
-        check_range(self.name, "noise_radius", self.noise_radius, 0.0, 10.0)
-        check_range(self.name, "min_cluster_points", self.min_cluster_points, 1)
-        check_range(self.name, "seed", self.seed, 0)
+        if self.noise_radius is not None:
+            check_range(self.name, "noise_radius", self.noise_radius, 0.0, 10.0)
+        check_range(self.name, "min_cluster_points", self.min_cluster_points, 1, 10**9)
+        check_range(self.name, "seed", self.seed, 0, 2**32 - 1)
 
-    def segment(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
-        """Cluster the scene's (down-sampled, optionally plane-free) points; `features` are not used.
+    def segment_points(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
+        """Cluster the scene's (down-sampled) points; `features` are not used.
 
         Returns:
             One mask per cluster of at least `min_cluster_points` voxels, over all N points,
@@ -206,8 +202,11 @@ class FeatureClusteringSegmenter(Segmenter):
         if cloud.features.shape[0] == 0:
             return InstanceMasks.empty(scene.num_points)
         labels, scores = self.cluster(cloud.features)
-        if self.noise_radius > 0:
-            labels = attach_noise(cloud.points[cloud.foreground], labels, self.noise_radius)
+        noise_radius = self.noise_radius
+        if noise_radius is None:
+            noise_radius = 3.0 * (cloud.voxel if cloud.voxel > 0 else scene_scale(scene).spacing)
+        if noise_radius > 0:
+            labels = attach_noise(cloud.points[cloud.foreground], labels, noise_radius)
         sizes = np.bincount(labels[labels >= 0], minlength=scores.shape[0])
         keep = sizes >= self.min_cluster_points
         new_id = np.full(scores.shape[0], -1, dtype=np.int64)
@@ -225,8 +224,14 @@ class FeatureClusteringSegmenter(Segmenter):
             confidence of each cluster 0..K-1).
         """
 
+    def working_voxel(self, scene: Scene) -> float:
+        """The voxel edge used on `scene`, metres (`voxel_size`, or the automatic choice)."""
+        if self.voxel_size is not None:
+            return self.voxel_size
+        return scene_scale(scene).voxel_for(self.target_points)
+
     def prepare(self, scene: Scene) -> PreparedCloud:
-        """Down-sample, remove planes if asked and build the weighted feature vectors."""
+        """Down-sample and build the weighted feature vectors."""
         n = scene.num_points
         per_point: list[np.ndarray] = []
         use_colors = self.color_weight > 0 and scene.colors is not None
@@ -241,8 +246,9 @@ class FeatureClusteringSegmenter(Segmenter):
             if given_normals is not None:
                 per_point.append(normal_embedding(given_normals))
         pooled_input = np.concatenate(per_point, axis=1) if per_point else None
-        if self.voxel_size > 0:
-            grid = voxel_downsample(scene.points, self.voxel_size, features=pooled_input)
+        voxel = self.working_voxel(scene)
+        if voxel > 0:
+            grid = voxel_downsample(scene.points, voxel, features=pooled_input)
             points, inverse, pooled = grid.points.astype(np.float64), grid.inverse, grid.features
         else:
             points, inverse, pooled = scene.points.astype(np.float64), np.arange(n), pooled_input
@@ -264,17 +270,7 @@ class FeatureClusteringSegmenter(Segmenter):
         if not blocks:  # only colours were asked for and the scene has none: cluster on nothing
             raise ParameterError(f"{self.name}: the scene has no colours and xyz_weight = normal_weight = 0")
         features = np.concatenate(blocks, axis=1)
-        foreground = np.arange(m)
-        if self.remove_planes and m >= 3:
-            _, plane_of_point = segment_planes(
-                points,
-                distance_threshold=self.plane_distance,
-                max_planes=self.max_planes,
-                min_inliers=self.min_plane_fraction,
-                seed=self.seed,
-            )
-            foreground = np.flatnonzero(plane_of_point < 0)
-        return PreparedCloud(points, features[foreground], foreground, inverse)
+        return PreparedCloud(points, features, np.arange(m), inverse, voxel)
 
 
 @register_segmenter("hdbscan")
@@ -284,11 +280,12 @@ class HDBSCANSegmenter(FeatureClusteringSegmenter):
 
     UnScene3D gives HDBSCAN "mesh vertices, colors, and normals" (Sec. 4) without further
     settings. scikit-learn's defaults (excess-of-mass selection, min_cluster_size 5) are kept in
-    kind; the rest was chosen on scene0000_00 from a small grid (docs/results.md): 5 cm voxels,
-    colours and normals at 0.3 next to metres (on xyz alone excess of mass returns a handful of
-    room-sized clusters), clusters of at least 30 voxels, and noise voxels attached to the
-    nearest cluster within 10 cm (without it about half the voxels are noise and AP25 drops
-    from ~41 to ~14 on scene0000_00).
+    kind; the rest was chosen on the selection split (docs/results.md): voxels sized from the
+    scan's spacing to leave about 10,000 (5 cm on a ScanNet room; the mutual-reachability MST in
+    9-D is the cost), colours and normals at 0.3 next to metres (on xyz alone excess of mass
+    returns a handful of room-sized clusters), clusters of at least 30 voxels, and noise voxels
+    attached to the nearest cluster within 3 voxel edges (without it about half the voxels are
+    noise and every mask shrinks below the IoU thresholds).
 
     Attributes:
         min_cluster_size: smallest cluster, in voxels (scikit-learn's default is 5).
@@ -297,10 +294,10 @@ class HDBSCANSegmenter(FeatureClusteringSegmenter):
         cluster_selection_method: "leaf" or "eom" (excess of mass).
     """
 
-    voxel_size: float = 0.05
+    target_points: int = 10000
     color_weight: float = 0.3
     normal_weight: float = 0.3
-    noise_radius: float = 0.1
+    noise_radius: float | None = None
     min_cluster_size: int = 30
     min_samples: int | None = None
     cluster_selection_epsilon: float = 0.0

@@ -31,6 +31,7 @@ from labelfree3d.geometry import (
     voxel_downsample,
 )
 from labelfree3d.segment.base import Segmenter, check_range, register_segmenter
+from labelfree3d.segment.structure import scene_scale
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = ["FelzenszwalbSegmenter"]
@@ -49,7 +50,8 @@ class FelzenszwalbSegmenter(Segmenter):
         color_weight: weight of the RGB distance |c_a - c_b| / √3 added to every edge weight
             (0 = ScanNet's normal-only weights); ignored without colours.
         use_mesh: segment the mesh graph when the scene has faces (False: always the kNN graph).
-        voxel_size: voxel edge for point clouds, metres (0 = every point); meshes are used whole.
+        voxel_size: voxel edge for point clouds, metres (0 = every point); None = from the scan's
+            spacing, about 60,000 points left (`ScanScale.voxel_for`); meshes are used whole.
         k: neighbours per point in the point-cloud graph.
         min_segment_points: segments with fewer input points get no mask (they are kept in the
             segmentation so that neighbours do not absorb them).
@@ -59,7 +61,7 @@ class FelzenszwalbSegmenter(Segmenter):
     min_size: int = 20
     color_weight: float = 0.0
     use_mesh: bool = True
-    voxel_size: float = 0.01
+    voxel_size: float | None = None
     k: int = 10
     min_segment_points: int = 1
 
@@ -73,11 +75,12 @@ class FelzenszwalbSegmenter(Segmenter):
         check_range(self.name, "k_thresh", self.k_thresh, 0.0, 1e6, open_low=True)
         check_range(self.name, "min_size", self.min_size, 1)
         check_range(self.name, "color_weight", self.color_weight, 0.0, 1e6)
-        check_range(self.name, "voxel_size", self.voxel_size, 0.0, 1.0)
+        if self.voxel_size is not None:
+            check_range(self.name, "voxel_size", self.voxel_size, 0.0, 1.0)
         check_range(self.name, "k", self.k, 1, 1000)
         check_range(self.name, "min_segment_points", self.min_segment_points, 1)
 
-    def segment(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
+    def segment_points(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
         """One mask per Felzenszwalb segment; `features` are not used."""
         colors = scene.colors if self.color_weight > 0 else None
         if self.use_mesh and scene.is_mesh:
@@ -88,8 +91,9 @@ class FelzenszwalbSegmenter(Segmenter):
                 weights += self.color_weight * np.sqrt(np.einsum("ij,ij->i", difference, difference) / 3.0)
             num_nodes, inverse = scene.num_points, np.arange(scene.num_points)
         else:
-            if self.voxel_size > 0:
-                grid = voxel_downsample(scene.points, self.voxel_size, features=colors)
+            voxel = scene_scale(scene).voxel_for() if self.voxel_size is None else self.voxel_size
+            if voxel > 0:
+                grid = voxel_downsample(scene.points, voxel, features=colors)
                 points, inverse, pooled = grid.points, grid.inverse, grid.features
             else:
                 points, inverse, pooled = scene.points, np.arange(scene.num_points), colors

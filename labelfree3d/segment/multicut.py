@@ -3,8 +3,8 @@
 Zhang et al., "FreePoint: Unsupervised Point Cloud Instance Segmentation" (papers/freepoint.md),
 sections 3.1-3.2 and the implementation details of section 4. The pipeline:
 
-1. background = major planes (floor, walls, table top) found by RANSAC on point + normal
-   hypotheses, labelled background;
+1. background = the major planes: floor, walls, ceiling and table top, found by the shared
+   structure detector (`labelfree3d.geometry.detect_structure`, one-point RANSAC with normals);
 2. farthest point sampling keeps `sample_ratio` (1/2) of the foreground points;
 3. each sampled point is linked to its k1 = 4 nearest sampled points;
 4. per edge, four affinities, cos(F) of deep features, cos(N) of normals, -||xyz|| and
@@ -21,6 +21,7 @@ docs/methods/freepoint_multicut.md.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -34,23 +35,21 @@ from labelfree3d.geometry import (
     knn,
     knn_graph,
     mesh_vertex_normals,
-    voxel_downsample,
 )
 from labelfree3d.segment.base import Segmenter, check_range, register_segmenter
+from labelfree3d.segment.structure import scene_structure
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
     "MULTICUT_SOLVERS",
     "FreePointMulticutSegmenter",
     "FreePointPseudoLabels",
-    "detect_planes",
     "majority_vote",
     "solve_multicut",
     "standardize",
 ]
 
 LEVELS = ("low", "high", "both")
-BACKGROUND_RULES = ("boundary", "all")
 NORMAL_SIMILARITIES = ("cos", "abs_cos")
 SCORE_RULES = ("size_closure", "size", "contrast")
 TERMS = ("embedding", "normal", "xyz", "rgb")
@@ -172,26 +171,10 @@ class FreePointMulticutSegmenter(Segmenter):
     """FreePoint's pseudo-mask generator (sec. 3.1-3.2): planes out, FPS, kNN graph, multicut.
 
     Attributes:
-        plane_distance: largest distance of a point to a background plane, metres. The paper
-            uses "plane segmentation [64]" without numbers; 2 cm fits ScanNet meshes and Kinect
-            noise at 1 m.
-        max_planes: most planes extracted (floor + walls + ceiling of a room; 1 for a table).
-        min_plane_fraction: a plane must cover at least this fraction of the occupied
-            `plane_voxel` cells (an area fraction) to count as a "major surface" (sec. 3.1). 2 %
-            keeps the walls of a ScanNet room (each 2-5 % of its area).
-        min_plane_ratio: and at least this fraction of the first (largest) plane's cells. Box tops
-            on a Kinect table cover 2-8 % of the cloud, like room walls, but under 20 % of the
-            table, while walls hold 30-50 % of a room's floor.
-        background_rule: which extracted planes become background: "boundary" keeps only planes
-            with almost all the scene on one side (floor, walls, ceiling, a supporting table top),
-            so that horizontal planes cutting through furniture (seats, beds) stay foreground;
-            "all" removes every plane found (the paper's literal wording).
-        boundary_tolerance: for "boundary", the largest fraction of points allowed more than
-            `plane_distance` beyond a plane on its less populated side.
-        plane_angle: largest angle, degrees, between a point's normal and a plane's normal for
-            the point to belong to the plane (keeps object sides standing on a table foreground).
-        plane_voxel: cell edge, metres, of the grid on which plane hypotheses are scored (one
-            point per cell: support by area, not by sensor density); 0 = every point.
+        structure: "remove" (default) makes the scan's structure (floor, walls, ceiling, table
+            top; `labelfree3d.segment.structure`) the background of sec. 3.1; "keep" segments the
+            whole scan. The paper uses "plane segmentation [64]" without numbers; the shared
+            detector's distances follow the scan's point spacing.
         sample_ratio: fraction of the foreground points kept by farthest point sampling (sec. 4:
             "half of the number of original points").
         k1: neighbours per sampled point in the graph (sec. 4: k1 = 4).
@@ -216,14 +199,6 @@ class FreePointMulticutSegmenter(Segmenter):
         seed: seed of the plane hypotheses and start point of the FPS.
     """
 
-    plane_distance: float = 0.02
-    max_planes: int = 8
-    min_plane_fraction: float = 0.02
-    min_plane_ratio: float = 0.2
-    background_rule: str = "boundary"
-    boundary_tolerance: float = 0.05
-    plane_angle: float = 30.0
-    plane_voxel: float = 0.1
     sample_ratio: float = 0.5
     k1: int = 4
     k2: int = 4
@@ -250,14 +225,6 @@ class FreePointMulticutSegmenter(Segmenter):
 
     def validate(self) -> None:
         name = self.name
-        check_range(name, "plane_distance", self.plane_distance, 0.0, 1.0, open_low=True)
-        check_range(name, "max_planes", self.max_planes, 0, 100)
-        check_range(name, "min_plane_fraction", self.min_plane_fraction, 0.0, 1.0, open_low=True)
-        check_range(name, "min_plane_ratio", self.min_plane_ratio, 0.0, 1.0)
-        _check_choice(name, "background_rule", self.background_rule, BACKGROUND_RULES)
-        check_range(name, "boundary_tolerance", self.boundary_tolerance, 0.0, 0.5)
-        check_range(name, "plane_angle", self.plane_angle, 0.0, 90.0, open_low=True)
-        check_range(name, "plane_voxel", self.plane_voxel, 0.0, 1.0)
         check_range(name, "sample_ratio", self.sample_ratio, 0.0, 1.0, open_low=True)
         check_range(name, "k1", self.k1, 1, 100)
         check_range(name, "k2", self.k2, 1, 100)
@@ -289,8 +256,13 @@ class FreePointMulticutSegmenter(Segmenter):
         """
         levels = self.segment_levels(scene, features, which=("low", "high") if self.level == "both" else (self.level,))
         if self.level == "both":
-            return InstanceMasks.concatenate([levels["low"], levels["high"]])
-        return levels[self.level]
+            return self.rank_structure_last(InstanceMasks.concatenate([levels["low"], levels["high"]]), scene)
+        return self.rank_structure_last(levels[self.level], scene)
+
+    def segment_points(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
+        """`segment` without the background: the pipeline on every point of `scene`."""
+        keep = dataclasses.replace(self, structure="keep")
+        return keep.segment(scene, features)
 
     def segment_levels(
         self, scene: Scene, features: np.ndarray | None = None, which: tuple[str, ...] = ("low", "high")
@@ -328,7 +300,7 @@ class FreePointMulticutSegmenter(Segmenter):
             # too few points for a graph (and for PCA normals): no masks, nothing background
             return _unsegmented(np.zeros(n, dtype=bool), np.zeros((0, 4)), which)
         normals = self.point_normals(scene)
-        planes, background = self.background_planes(points, normals)
+        planes, background = self.background(scene)
         foreground = np.flatnonzero(~background)
         num_samples = round(self.sample_ratio * foreground.shape[0])
         if num_samples <= max(self.k1, self.k2):
@@ -354,47 +326,18 @@ class FreePointMulticutSegmenter(Segmenter):
         return FreePointPseudoLabels(labels, scores, background, samples, edges, affinity, sample_labels, planes)
 
     # ------------------------------------------------------------------ steps
-    def background_planes(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Major planes and the points on them (sec. 3.1 preprocessing).
-
-        Planes are found by `detect_planes` (one-point RANSAC with normals on a `plane_voxel`
-        grid, refined by least squares at full resolution). With `background_rule="boundary"`
-        a plane only counts as background when at most `boundary_tolerance` of the points lie
-        beyond it on its less populated side.
-
-        Args:
-            points: (N, 3) coordinates, metres.
-            normals: (N, 3) unit normals.
+    def background(self, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+        """Background of sec. 3.1: the scan's structure, or nothing with `structure="keep"`.
 
         Returns:
-            (planes (P, 4) float64 background plane models; background (N,) bool points on them).
+            (planes (P, 4) float64 support, ceiling and wall planes; background (N,) bool).
         """
-        n = points.shape[0]
-        background = np.zeros(n, dtype=bool)
-        if self.max_planes == 0:
-            return np.zeros((0, 4)), background
-        models, plane_of_point = detect_planes(
-            points,
-            normals,
-            distance=self.plane_distance,
-            max_angle=self.plane_angle,
-            max_planes=self.max_planes,
-            min_fraction=self.min_plane_fraction,
-            min_ratio=self.min_plane_ratio,
-            voxel=self.plane_voxel,
-            seed=self.seed,
-        )
-        kept = []
-        for index, model in enumerate(models):
-            if self.background_rule == "boundary":
-                distance = points @ model[:3] + model[3]
-                above = np.count_nonzero(distance > self.plane_distance)
-                below = np.count_nonzero(distance < -self.plane_distance)
-                if min(above, below) > self.boundary_tolerance * n:
-                    continue  # scene on both sides: a plane through furniture, not an enclosure
-            background |= plane_of_point == index
-            kept.append(model)
-        return np.array(kept, dtype=np.float64).reshape(-1, 4), background
+        if self.structure == "keep":
+            return np.zeros((0, 4)), np.zeros(scene.num_points, dtype=bool)
+        structure = scene_structure(scene)
+        planes = [plane for plane in (structure.support, structure.ceiling) if plane is not None]
+        planes = np.concatenate([np.array(planes).reshape(-1, 4), structure.walls])
+        return planes, ~structure.rest
 
     def point_normals(self, scene: Scene) -> np.ndarray:
         """(N, 3) float64 unit normals of every point.
@@ -543,118 +486,3 @@ def _sensor_position(scene: Scene) -> np.ndarray | None:
     if len(values) < 3 or not all(math.isfinite(v) for v in values[:3]):
         return None
     return np.array(values[:3])
-
-
-def detect_planes(
-    points: np.ndarray,
-    normals: np.ndarray,
-    distance: float = 0.02,
-    max_angle: float = 30.0,
-    max_planes: int = 8,
-    min_fraction: float = 0.05,
-    min_ratio: float = 0.0,
-    voxel: float = 0.05,
-    hypotheses: int = 256,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Largest planes one after another, by RANSAC whose hypotheses are single points with normals.
-
-    A hypothesis is the plane through one point orthogonal to its normal, so a plane holding a
-    fraction w of the cloud is hit with probability w per draw rather than w^3 for three-point
-    RANSAC: 256 draws find a 5 % wall with probability 1 - 0.95^256 > 0.99999, where three-point
-    RANSAC would need ~10^5 hypotheses (Open3D's `segment_plane` took 39-44 s for 8 planes of a
-    ScanNet room at 10^4 hypotheses per plane, on the one thread that makes it deterministic). Hypotheses are scored on one representative point per `voxel`
-    cell, so support is measured by area rather than by sensor density; each winner is refitted by
-    least squares to its full-resolution inliers (twice) before its points are removed.
-
-    Args:
-        points: (N, 3) coordinates, metres.
-        normals: (N, 3) unit normals (sign ignored).
-        distance: largest point-to-plane distance of an inlier, metres.
-        max_angle: largest angle in degrees between an inlier's normal and the plane's normal.
-        max_planes: most planes extracted.
-        min_fraction: stop when the best plane holds fewer than this fraction of the voxel cells.
-        min_ratio: also stop when it holds fewer than this fraction of the first plane's cells.
-        voxel: cell edge in metres of the scoring grid (0 = every point).
-        hypotheses: points drawn per plane.
-        seed: seed of the draws (same input and seed, same planes).
-
-    Returns:
-        (models (P, 4) float64 planes a x + b y + c z + d = 0 with unit (a, b, c), in extraction
-        order; labels (N,) int64 plane of each point, -1 for points on none).
-    """
-    points = np.asarray(points, dtype=np.float64)
-    normals = np.asarray(normals, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3 or normals.shape != points.shape:
-        raise ParameterError(f"points and normals must both have shape (N, 3), got {points.shape} and {normals.shape}")
-    if not (np.isfinite(points).all() and np.isfinite(normals).all()):
-        raise ParameterError("points or normals contain NaN or infinite values")
-    check_range("detect_planes", "distance", distance, 0.0, open_low=True)
-    check_range("detect_planes", "max_angle", max_angle, 0.0, 90.0, open_low=True)
-    check_range("detect_planes", "max_planes", max_planes, 0)
-    check_range("detect_planes", "min_fraction", min_fraction, 0.0, 1.0)
-    check_range("detect_planes", "min_ratio", min_ratio, 0.0, 1.0)
-    check_range("detect_planes", "voxel", voxel, 0.0)
-    check_range("detect_planes", "hypotheses", hypotheses, 1)
-    n = points.shape[0]
-    labels = np.full(n, -1, dtype=np.int64)
-    models: list[np.ndarray] = []
-    if n < 3:
-        return np.zeros((0, 4)), labels
-    if voxel > 0:
-        _, representative = np.unique(voxel_downsample(points, voxel).inverse, return_index=True)
-    else:
-        representative = np.arange(n)
-    needed = max(3, int(np.ceil(min_fraction * representative.shape[0])))
-    min_cos = float(np.cos(np.radians(max_angle)))
-    rng = np.random.default_rng(seed)
-    free = np.ones(n, dtype=bool)
-    while len(models) < max_planes:
-        candidates = representative[free[representative]]
-        if candidates.shape[0] < needed:
-            break
-        drawn = rng.choice(candidates, size=min(hypotheses, candidates.shape[0]), replace=False)
-        plane_normals = normals[drawn]
-        offsets = -np.einsum("ij,ij->i", plane_normals, points[drawn])
-        support = np.zeros(drawn.shape[0], dtype=np.int64)
-        # (cells, hypotheses) tests in chunks of cells, to bound memory on large clouds
-        for chunk in np.array_split(candidates, max(1, candidates.shape[0] // 8192)):
-            near = np.abs(points[chunk] @ plane_normals.T + offsets) <= distance
-            aligned = np.abs(normals[chunk] @ plane_normals.T) >= min_cos
-            support += np.count_nonzero(near & aligned, axis=0)
-        best = int(np.argmax(support))
-        if support[best] < needed:
-            break
-        model = np.append(plane_normals[best], offsets[best])
-        for _ in range(2):  # least-squares refit on the full-resolution inliers
-            inliers = _plane_inliers(points, normals, model, distance, min_cos) & free
-            if np.count_nonzero(inliers) < 3:
-                break
-            model = _fit_plane(points[inliers])
-        inliers = _plane_inliers(points, normals, model, distance, min_cos) & free
-        cells = np.count_nonzero(inliers[representative])
-        if cells < needed:
-            break
-        if not models:
-            needed = max(needed, int(np.ceil(min_ratio * cells)))
-        labels[inliers] = len(models)
-        free &= ~inliers
-        models.append(model)
-    return np.array(models, dtype=np.float64).reshape(-1, 4), labels
-
-
-def _plane_inliers(
-    points: np.ndarray, normals: np.ndarray, model: np.ndarray, distance: float, min_cos: float
-) -> np.ndarray:
-    """(N,) bool: within `distance` of the plane and with a normal within the angle of its normal."""
-    near = np.abs(points @ model[:3] + model[3]) <= distance
-    return near & (np.abs(normals @ model[:3]) >= min_cos)
-
-
-def _fit_plane(points: np.ndarray) -> np.ndarray:
-    """(4,) least-squares plane (unit normal, offset) through (M, 3) points, M >= 3."""
-    centroid = points.mean(axis=0)
-    # the normal is the direction of least variance: the last right singular vector
-    _, _, vt = np.linalg.svd(points - centroid, full_matrices=False)
-    normal = vt[-1]
-    return np.append(normal, -normal @ centroid)

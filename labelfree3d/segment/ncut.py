@@ -44,9 +44,9 @@ __all__ = [
     "MaskedNCutSegmenter",
     "NCutMasks",
     "cosine_similarity",
+    "masked_ncut",
     "modality_affinity",
     "second_smallest_eigenvector",
-    "masked_ncut",
 ]
 
 SEPARATIONS = ("max", "avg", "largest", "none")
@@ -589,7 +589,7 @@ class MaskedNCutSegmenter(Segmenter):
             solver=self.solver,
         )
 
-    def segment(self, scene: Scene, features: FeatureInput = None) -> InstanceMasks:
+    def segment_points(self, scene: Scene, features: FeatureInput = None) -> InstanceMasks:
         """Pseudo masks over the scene's points, scored by `score`.
 
         Args:

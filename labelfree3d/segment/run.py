@@ -22,7 +22,7 @@ from labelfree3d.io.segmentation_output import segmentation_format_for
 from labelfree3d.segment.base import SEGMENTERS, make_segmenter
 from labelfree3d.structures import InstanceMasks, Scene
 
-__all__ = ["SegmentationRun", "segment_scene", "segment_file", "default_output_path", "describe_methods"]
+__all__ = ["SegmentationRun", "default_output_path", "describe_methods", "segment_file", "segment_scene"]
 
 
 @dataclass

@@ -54,7 +54,9 @@ class InstanceMasks:
         if self.scores.ndim != 1:
             raise InputError(f"scores must be 1-D, got shape {self.scores.shape}")
         if self.indptr.shape != (k + 1,) or self.indptr[0] != 0 or self.indptr[-1] != self.indices.shape[0]:
-            raise InputError(f"indptr of shape {self.indptr.shape} does not describe {k} masks over {self.indices.shape[0]} indices")
+            raise InputError(
+                f"indptr of shape {self.indptr.shape} does not describe {k} masks over {self.indices.shape[0]} indices"
+            )
         if np.any(np.diff(self.indptr) < 0):
             raise InputError("indptr must be non-decreasing")
         if not np.all(np.isfinite(self.scores)):
@@ -293,6 +295,27 @@ class InstanceMasks:
         order = np.lexsort((mapped[kept], rows))
         indptr = np.concatenate([[0], np.cumsum(counts)])
         return InstanceMasks(indptr, mapped[kept][order], self.scores, point_indices.shape[0], validate=False)
+
+    def expand(self, point_indices: np.ndarray, num_points: int) -> InstanceMasks:
+        """Masks over a subset of points, placed back among all `num_points` points (inverse of `restrict`).
+
+        Args:
+            point_indices: (M,) unique int indices in [0, num_points): position i of these masks
+                stands for point point_indices[i].
+            num_points: size N of the full point set.
+
+        Returns:
+            Masks over N points with the same scores; points outside the subset are in no mask.
+        """
+        point_indices = np.asarray(point_indices, dtype=np.int64)
+        if point_indices.shape != (self.num_points,):
+            raise InputError(f"expand needs {self.num_points} point indices, got shape {point_indices.shape}")
+        if point_indices.size and (point_indices.min() < 0 or point_indices.max() >= num_points):
+            raise InputError(f"point indices must lie in [0, {num_points})")
+        indices = point_indices[self.indices]
+        rows = self.mask_ids
+        order = np.lexsort((indices, rows))  # subsets need not be sorted: keep each mask's indices ascending
+        return InstanceMasks(self.indptr.copy(), indices[order], self.scores, num_points, validate=False)
 
     def intersection_counts(self, labels: np.ndarray, num_labels: int) -> sp.csr_matrix:
         """(K, num_labels) sparse count of each mask's points carrying each label.

@@ -254,7 +254,9 @@ class Scene:
         if self.faces is not None:
             faces = np.asarray(self.faces)
             if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-                raise InputError(f"faces have shape {faces.shape} and dtype {faces.dtype}, expected (F, 3) integers", src)
+                raise InputError(
+                    f"faces have shape {faces.shape} and dtype {faces.dtype}, expected (F, 3) integers", src
+                )
             if faces.size and (faces.min() < 0 or faces.max() >= n):
                 raise InputError(f"faces index vertices outside [0, {n})", src)
             self.faces = faces.astype(np.int64, copy=False)
@@ -284,20 +286,27 @@ class Scene:
         return dataclasses.replace(self, **changes)
 
     def subset(self, indices: np.ndarray) -> Scene:
-        """The scene restricted to points `indices` ((M,) int or (N,) bool); faces are dropped.
+        """The scene restricted to points `indices` ((M,) int or (N,) bool).
 
-        Faces are only kept when every point is kept, because re-indexing a partial mesh is rarely
-        what callers of a point subset want.
+        A mesh keeps the faces whose three vertices are all kept, re-indexed to the subset (so the
+        objects left after removing a room's floor and walls are still a mesh); a subset that
+        keeps no face is a point cloud.
         """
         indices = np.asarray(indices)
         if indices.dtype == bool:
             indices = np.flatnonzero(indices)
-        keep_faces = indices.shape[0] == self.num_points and np.array_equal(indices, np.arange(self.num_points))
+        faces = None
+        if self.faces is not None and len(self.faces):
+            position = np.full(self.num_points, -1, dtype=np.int64)
+            position[indices] = np.arange(indices.shape[0])
+            mapped = position[self.faces]
+            mapped = mapped[(mapped >= 0).all(axis=1)]
+            faces = mapped if mapped.shape[0] else None
         return Scene(
             points=self.points[indices],
             colors=None if self.colors is None else self.colors[indices],
             normals=None if self.normals is None else self.normals[indices],
-            faces=self.faces if keep_faces else None,
+            faces=faces,
             gt=None if self.gt is None else self.gt.subset(indices),
             superpoints=None if self.superpoints is None else self.superpoints[indices],
             frames=self.frames,

@@ -49,7 +49,8 @@ def check_predictions(scene: Scene, predictions: Mapping[str, InstanceMasks] | N
     for name, masks in checked.items():
         if masks.num_points != scene.num_points:
             raise InputError(
-                f"prediction set {name!r} covers {masks.num_points} points, the scene has {scene.num_points}", scene.source
+                f"prediction set {name!r} covers {masks.num_points} points, the scene has {scene.num_points}",
+                scene.source,
             )
     return checked
 
@@ -81,19 +82,20 @@ def layer_title(key: str, scene: Scene | None = None) -> str:
     if key.startswith(PREDICTION_PREFIX):
         return key[len(PREDICTION_PREFIX) :]
     if key.startswith(CONFIDENCE_PREFIX):
-        return f"confidence: {key[len(CONFIDENCE_PREFIX):]}"
+        return f"confidence: {key[len(CONFIDENCE_PREFIX) :]}"
     raise ParameterError(f"unknown layer {key!r}")
 
 
 def up_vector(scene: Scene) -> np.ndarray:
     """(3,) float64 unit vector pointing up in the scene's coordinates.
 
-    Scans are z-up (ScanNet, S3DIS, LiDAR, our synthetic scenes) except organized depth-camera
-    clouds (`metadata["pixel_index"]`, e.g. OSD), which are in the camera frame: y points down.
+    The gravity axis measured by the structure detector (the floor's or table's normal), which
+    starts from the frame's prior: z-up for ScanNet, S3DIS, LiDAR and our synthetic scenes, y down
+    for organized depth-camera clouds such as OSD (`labelfree3d.segment.structure.gravity_prior`).
     """
-    if "pixel_index" in scene.metadata:
-        return np.array([0.0, -1.0, 0.0])
-    return np.array([0.0, 0.0, 1.0])
+    from labelfree3d.segment.structure import scene_structure
+
+    return np.asarray(scene_structure(scene).up, dtype=np.float64)
 
 
 def rgb_colors(scene: Scene) -> np.ndarray:

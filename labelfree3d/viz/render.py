@@ -25,7 +25,18 @@ from labelfree3d.io.atomic import atomic_path
 from labelfree3d.structures import InstanceMasks, Scene
 from labelfree3d.viz.layers import check_predictions, layer_keys, layer_title, point_colors, up_vector
 
-__all__ = ["VIEWS", "Camera", "Raster", "fit_camera", "rasterize", "render_scene", "render_layers", "render_sheet", "write_png"]
+__all__ = [
+    "VIEWS",
+    "Camera",
+    "Raster",
+    "fit_camera",
+    "rasterize",
+    "render_scene",
+    "render_layers",
+    "render_sheet",
+    "top_view_hidden",
+    "write_png",
+]
 
 VIEWS = ("top", "oblique")
 
@@ -165,14 +176,14 @@ def _lambert(normals: np.ndarray, camera: Camera) -> np.ndarray:
     return 0.45 + 0.55 * cosine
 
 
-def _splat_points(buffer: _DepthBuffer, camera: Camera, points: np.ndarray) -> None:
-    """Discs whose radius follows the scan's point spacing at each point's depth."""
+def _splat_points(buffer: _DepthBuffer, camera: Camera, points: np.ndarray, ids: np.ndarray | None = None) -> None:
+    """Discs whose radius follows the scan's point spacing at each point's depth; `ids` = what each point shows."""
     u, v, depth = camera.project(points)
     # discs a little wider than the local point spacing: random samples of a surface leave
     # gaps up to about that size between neighbours
     radius = np.clip(1.3 * _local_spacing(points) * camera.pixels_per_metre(depth), 0.5, _MAX_SPLAT_RADIUS)
     disc = np.floor(radius + 0.5).astype(np.int64) - 1  # 0: one pixel, 1: 3x3 disc, ...
-    ids = np.arange(points.shape[0])
+    ids = np.arange(points.shape[0]) if ids is None else ids
     for r in np.unique(disc):
         chosen = np.flatnonzero(disc == r)
         offsets = [(dx, dy) for dx in range(-r, r + 1) for dy in range(-r, r + 1) if dx * dx + dy * dy <= r * r + r]
@@ -221,7 +232,9 @@ def _fill_triangles(buffer: _DepthBuffer, camera: Camera, points: np.ndarray, fa
             # one matrix product: (faces * 3 coordinates, 3 corners) @ (3 corners, L samples)
             corners = screen[chosen].transpose(0, 2, 1).reshape(-1, 3)
             samples = (corners @ weights.T).reshape(chosen.shape[0], 3, -1)
-            buffer.add(samples[:, 0].ravel(), samples[:, 1].ravel(), samples[:, 2].ravel(), chosen[:, nearest_corner].ravel())
+            buffer.add(
+                samples[:, 0].ravel(), samples[:, 1].ravel(), samples[:, 2].ravel(), chosen[:, nearest_corner].ravel()
+            )
 
 
 def _eye_dome(depth: np.ndarray, strength: float = 3.0) -> np.ndarray:
@@ -284,6 +297,7 @@ def rasterize(
     faces: np.ndarray | None = None,
     normals: np.ndarray | None = None,
     supersample: int = 2,
+    hidden: np.ndarray | None = None,
 ) -> Raster:
     """Rasterise points or a triangle mesh once; `Raster.colorize` then paints any layer.
 
@@ -293,6 +307,8 @@ def rasterize(
         faces: (F, 3) vertex indices to draw a mesh instead of points.
         normals: (N, 3) point normals for shading a cloud (meshes use their own vertex normals).
         supersample: rasterise this many times larger and shrink when colouring (anti-aliasing).
+        hidden: optional (N,) bool, points not drawn (with the faces that touch them), e.g. the
+            ceiling in a top view.
     """
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
@@ -302,8 +318,14 @@ def rasterize(
     big = camera.scaled(supersample)
     buffer = _DepthBuffer(big.width, big.height)
     lambert = None
+    if hidden is not None:
+        hidden = np.asarray(hidden, dtype=bool)
+        if hidden.shape != (points.shape[0],):
+            raise ParameterError(f"hidden must be ({points.shape[0]},) bool, got shape {hidden.shape}")
     if faces is not None and len(faces):
         faces = np.asarray(faces, dtype=np.int64)
+        if hidden is not None:
+            faces = faces[~hidden[faces].any(axis=1)]
         corners = points[faces]
         face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
         vertex_normals = np.zeros_like(points)
@@ -314,7 +336,12 @@ def rasterize(
     else:
         if normals is not None:
             lambert = _lambert(np.asarray(normals, dtype=np.float64), big)
-        _splat_points(buffer, big, points)
+        if hidden is None:
+            _splat_points(buffer, big, points)
+        else:
+            shown = np.flatnonzero(~hidden)
+            if shown.size:
+                _splat_points(buffer, big, points[shown], shown)
     depth = buffer.depth.reshape(big.height, big.width)
     ids = buffer.ids.reshape(big.height, big.width)
     shade = _eye_dome(depth)
@@ -330,9 +357,22 @@ def _scene_sample(scene: Scene) -> np.ndarray:
     return scene.points[np.random.default_rng(0).choice(n, _FIT_SAMPLE, replace=False)]
 
 
-def _rasterize_scene(scene: Scene, camera: Camera, supersample: int) -> Raster:
+def _rasterize_scene(scene: Scene, camera: Camera, supersample: int, view: str = "oblique") -> Raster:
     faces = scene.faces if scene.is_mesh else None
-    return rasterize(scene.points, camera, faces=faces, normals=scene.normals, supersample=supersample)
+    hidden = top_view_hidden(scene) if view == "top" else None
+    return rasterize(scene.points, camera, faces=faces, normals=scene.normals, supersample=supersample, hidden=hidden)
+
+
+def top_view_hidden(scene: Scene) -> np.ndarray | None:
+    """(N,) bool points a top view leaves out: the ceiling (`labelfree3d.segment.structure`), or None.
+
+    A room seen from above is its ceiling; cutting it shows the floor and the furniture.
+    """
+    from labelfree3d.geometry import CEILING
+    from labelfree3d.segment.structure import scene_structure
+
+    ceiling = scene_structure(scene).labels == CEILING
+    return ceiling if ceiling.any() and not ceiling.all() else None
 
 
 def render_scene(
@@ -350,7 +390,7 @@ def render_scene(
     if scene.num_points == 0:
         raise InputError("cannot render a scene without points", scene.source)
     camera = fit_camera(_scene_sample(scene), view, width, height, up_vector(scene))
-    return _rasterize_scene(scene, camera, supersample).colorize(colors)
+    return _rasterize_scene(scene, camera, supersample, view).colorize(colors)
 
 
 def render_layers(
@@ -376,7 +416,10 @@ def render_layers(
     predictions = check_predictions(scene, predictions)
     layers = list(layers) if layers is not None else layer_keys(scene, predictions)
     sample = _scene_sample(scene)
-    rasters = {view: _rasterize_scene(scene, fit_camera(sample, view, width, height, up_vector(scene)), supersample) for view in views}
+    up = up_vector(scene)
+    rasters = {
+        view: _rasterize_scene(scene, fit_camera(sample, view, width, height, up), supersample, view) for view in views
+    }
     images = {}
     for key in layers:
         colors = point_colors(scene, predictions, key)
