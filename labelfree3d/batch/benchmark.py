@@ -463,7 +463,9 @@ def run_benchmark(
             without_gt.append(str(result.path))
             continue
         if outcome.name in scenes:
-            unreadable[str(result.path)] = f"{result.path}: another scan is also named {outcome.name!r}; not evaluated twice"
+            unreadable[str(result.path)] = (
+                f"{result.path}: another scan is also named {outcome.name!r}; not evaluated twice"
+            )
             continue
         scenes.append(outcome.name)
         for method in names:
@@ -484,7 +486,9 @@ def run_benchmark(
         if unreadable and not without_gt:
             first = next(iter(unreadable.values()))
             raise InputError(f"none of the {len(scans)} scan(s) could be read (first: {first})", source)
-        raise InputError(f"none of the {len(scans)} scan(s) carries ground-truth instances to benchmark against", source)
+        raise InputError(
+            f"none of the {len(scans)} scan(s) carries ground-truth instances to benchmark against", source
+        )
     results = {}
     for method in names:
         results[method] = MethodResult(

@@ -382,7 +382,9 @@ def _run_on_dask(
 
     futures = {}
     for index, path in enumerate(paths):
-        future = client.submit(_execute, task, index, path, threads, setup, token, pure=False, key=f"scan-{index}-{token}")
+        future = client.submit(
+            _execute, task, index, path, threads, setup, token, pure=False, key=f"scan-{index}-{token}"
+        )
         futures[future] = index
     for future in as_completed(futures):
         index = futures[future]

@@ -112,7 +112,9 @@ def _read_list(path: Path) -> list[tuple[int, str]]:
     return lines
 
 
-def _expand(entry: str | os.PathLike[str], format: str | None, base: Path | None, listed_in: tuple[Path, int] | None) -> list[Path]:
+def _expand(
+    entry: str | os.PathLike[str], format: str | None, base: Path | None, listed_in: tuple[Path, int] | None
+) -> list[Path]:
     text = os.fspath(entry)
     where = f"line {listed_in[1]}: " if listed_in else ""
     origin = listed_in[0] if listed_in else None
