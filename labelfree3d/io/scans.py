@@ -138,7 +138,8 @@ def _expand(
             return [path]
         children = _folder_children(path, format)
         if not children:
-            raise InputError("folder holds no scans", path)
+            nested = any(child.is_dir() and not child.name.startswith(".") for child in path.iterdir())
+            raise InputError("folder holds no scans" + (" (sub-folders are not searched)" if nested else ""), path)
         return children
     if format is None and path.suffix.lower() in LIST_SUFFIXES and not is_scan(path):
         if listed_in is not None:
