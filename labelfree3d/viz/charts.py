@@ -101,7 +101,7 @@ def methods_precision_recall_svg(
         axes.set_ylabel("precision")
         axes.set_title(f"IoU > {key} (legend: AP{round(100 * float(key))})")
         if axes.lines:
-            axes.legend(loc="upper right", frameon=False, fontsize=8)
+            axes.legend(loc="lower left", frameon=False, fontsize=8)
     figure.tight_layout()
     return _svg(figure)
 
