@@ -5,9 +5,11 @@
 
 Every registered method runs by default (methods merged later, e.g. `ncut` and `multicut`, are
 picked up without editing this script), with the per-dataset settings of `DATASET_SETTINGS` on
-top of its defaults. Each dataset is evaluated with `labelfree3d.evaluate.evaluate_scenes` (the
-45 OSD clouds pooled into one dataset, as a benchmark does), and the wall time of `segment()` is
-recorded per scene after one warm-up call per method (numba compilation excluded).
+top of its defaults. The scans and methods are run by the library's benchmark
+(`labelfree3d.batch.benchmark.run_benchmark`, what `labelfree3d benchmark` runs): each dataset
+is evaluated with ScanNet's class-agnostic protocol (the 45 OSD clouds pooled into one dataset,
+as a benchmark does), and the wall time of `segment()` is recorded per scene after one warm-up
+call per method (numba compilation excluded), one scan after another unless `--workers N`.
 
 Results are merged into `bench/results/segmenters.json` (one entry per dataset and method, so
 partial runs update only their rows) and rendered into the generated sections of
@@ -29,13 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from labelfree3d.evaluate import evaluate_scenes
-from labelfree3d.io import read_scene
+from labelfree3d.batch.benchmark import run_benchmark
 from labelfree3d.io.paths import data_root
-from labelfree3d.segment import SEGMENTERS, make_segmenter, segment_scene
-from labelfree3d.synthetic import make_scene
+from labelfree3d.segment import SEGMENTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "bench" / "results" / "segmenters.json"
@@ -119,51 +118,40 @@ def cli_command(path: Path, method: str, settings: dict[str, Any]) -> str:
     return shlex.join(parts)
 
 
-def warm_up(method: str, settings: dict[str, Any]) -> None:
-    """One call on a small generated scene so that numba compilation is not timed."""
-    make_segmenter(method, **settings).segment(make_scene("tabletop", seed=0))
-
-
-def run_dataset(name: str, methods: list[str], osd_limit: int | None, progress: Progress) -> dict[str, dict[str, Any]]:
+def run_dataset(name: str, methods: list[str], osd_limit: int | None, workers: int) -> dict[str, dict[str, Any]]:
     """Segment every scene of dataset `name` with every method; evaluate and time them.
+
+    The loop over scans and methods is the library's (`labelfree3d.batch.benchmark.run_benchmark`,
+    what `labelfree3d benchmark` runs): one warm-up call per method and worker first, `segment()`
+    timed alone, the dataset's scenes pooled by `evaluate_scenes`' rules.
 
     Returns:
         method -> result entry (metrics, seconds per scene, settings, command, scene count).
     """
     paths = dataset_inputs(name, osd_limit)
     settings = {m: DATASET_SETTINGS.get(name, {}).get(m, {}) for m in methods}
-    for method in methods:
-        warm_up(method, settings[method])
-    predictions: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    seconds: dict[str, list[float]] = {m: [] for m in methods}
-    ground_truth = {}
-    task = progress.add_task(name, total=len(paths) * len(methods))
-    for path in paths:
-        scene = read_scene(path)
-        ground_truth[scene.name] = scene.gt
-        for method in methods:
-            progress.update(task, description=f"{name}: {method} on {scene.name}")
-            run = segment_scene(scene, method, settings[method])
-            predictions[method][scene.name] = run.masks
-            seconds[method].append(run.seconds)
-            progress.advance(task)
+    run = run_benchmark(paths, methods, method_settings=settings, workers=workers, thumbnails=0, progress=True)
+    if run.unreadable:
+        sys.exit(f"{name}: could not read {next(iter(run.unreadable.values()))}")
     results = {}
-    for method in methods:
-        report = evaluate_scenes(predictions[method], ground_truth, extra_metrics=False)
-        masks = [len(m) for m in predictions[method].values()]
+    for method, entry in run.methods.items():
+        if entry.failures:
+            scene, error = next(iter(entry.failures.items()))
+            print(f"warning: {method} failed on {len(entry.failures)} {name} scene(s), e.g. {error}", file=sys.stderr)
+        summary = entry.summary()
         results[method] = {
-            "ap": report["ap"],
-            "ap50": report["ap50"],
-            "ap25": report["ap25"],
-            "scenes": len(paths),
-            "gt_instances": report["counts"]["gt_instances"],
-            "masks_per_scene": float(np.mean(masks)),
-            "seconds_mean": float(np.mean(seconds[method])),
-            "seconds_median": float(np.median(seconds[method])),
-            "seconds_max": float(np.max(seconds[method])),
-            "seconds_per_scene": {scene: round(s, 4) for scene, s in zip(predictions[method], seconds[method])},
+            "ap": summary["ap"],
+            "ap50": summary["ap50"],
+            "ap25": summary["ap25"],
+            "scenes": len(run.scenes),
+            "gt_instances": entry.report["counts"]["gt_instances"],
+            "masks_per_scene": summary["masks_per_scene"],
+            "seconds_mean": summary["seconds_per_scene"],
+            "seconds_median": summary["seconds_median"],
+            "seconds_max": summary["seconds_max"],
+            "seconds_per_scene": {scene: round(seconds, 4) for scene, seconds in entry.seconds.items()},
             "settings": settings[method],
-            "parameters": make_segmenter(method, **settings[method]).get_params(),
+            "parameters": entry.parameters,
             "command": cli_command(paths[0], method, settings[method]),
         }
     return results
@@ -277,11 +265,13 @@ def main() -> None:
     parser.add_argument("--methods", help="comma-separated method names (default: every registered method)")
     parser.add_argument("--datasets", default="scannet,osd", help="comma-separated: scannet, osd")
     parser.add_argument("--osd-limit", type=int, default=None, help="only the first N OSD clouds (quick runs)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="worker processes (default 0: one scan after another in this process, so that "
+                        "the recorded times are not shared out between workers)")
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
                         help="update the JSON store and the docs (default: yes unless --osd-limit)")
     args = parser.parse_args()
 
-    make_segmenter("plane_euclidean")  # loads the registry
     methods = args.methods.split(",") if args.methods else sorted(SEGMENTERS)
     unknown = [m for m in methods if m not in SEGMENTERS]
     if unknown:
@@ -290,18 +280,16 @@ def main() -> None:
     write = args.write if args.write is not None else args.osd_limit is None
 
     store: dict[str, Any] = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {"datasets": {}}
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, transient=True) as progress:
-        for dataset in datasets:
-            results = run_dataset(dataset, methods, args.osd_limit, progress)
-            store.setdefault("datasets", {}).setdefault(dataset, {}).update(results)
-            for method, entry in results.items():
-                print(
-                    f"{dataset:8s} {method:16s} AP {percent(entry['ap']):>5s}  AP50 {percent(entry['ap50']):>5s}  "
-                    f"AP25 {percent(entry['ap25']):>5s}  {entry['masks_per_scene']:6.0f} masks  "
-                    f"{entry['seconds_mean']:.2f} s/scene",
-                    flush=True,
-                )
+    for dataset in datasets:
+        results = run_dataset(dataset, methods, args.osd_limit, args.workers)
+        store.setdefault("datasets", {}).setdefault(dataset, {}).update(results)
+        for method, entry in results.items():
+            print(
+                f"{dataset:8s} {method:16s} AP {percent(entry['ap']):>5s}  AP50 {percent(entry['ap50']):>5s}  "
+                f"AP25 {percent(entry['ap25']):>5s}  {entry['masks_per_scene']:6.0f} masks  "
+                f"{entry['seconds_mean']:.2f} s/scene",
+                flush=True,
+            )
     if not write:
         return
     store["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"

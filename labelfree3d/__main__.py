@@ -4,4 +4,5 @@ import sys
 
 from labelfree3d.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a worker process re-imports the parent's main module
+    sys.exit(main())

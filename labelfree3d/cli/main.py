@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 # each module defines register(app); order is the order of `labelfree3d --help`
-COMMAND_MODULES = ["info", "convert", "segment", "fuse", "lift", "train", "predict", "evaluate", "view", "report", "demo"]
+COMMAND_MODULES = ["info", "convert", "segment", "fuse", "lift", "train", "predict", "evaluate", "benchmark", "view", "report", "demo"]
 
 
 @app.callback()

@@ -138,6 +138,27 @@ class InstanceEvaluator:
         self._records.append(_SceneRecord(overlaps, panoptic, hungarian, ari, void_points))
         self._names.add(scene_name)
 
+    def merge(self, other: InstanceEvaluator) -> None:
+        """Add the scenes `other` processed, e.g. evaluators filled in worker processes and gathered here.
+
+        The pooled numbers are those of one evaluator that processed every scene (scenes are
+        reduced to small tables in `process`, so an evaluator pickles cheaply).
+
+        Raises:
+            ParameterError: the evaluators follow different protocols (region size, buckets,
+                extra metrics).
+            InputError: a scene both have processed.
+        """
+        mine = (self.min_region_size, self.size_buckets, self.extra_metrics)
+        theirs = (other.min_region_size, other.size_buckets, other.extra_metrics)
+        if mine != theirs:
+            raise ParameterError(f"cannot merge evaluators with different protocols: {mine} vs {theirs}")
+        for record in other._records:
+            if record.overlaps.name in self._names:
+                raise InputError(f"scene {record.overlaps.name!r} was already evaluated")
+            self._records.append(record)
+            self._names.add(record.overlaps.name)
+
     # ------------------------------------------------------------------ reporting
     def _summary(self, records: list[_SceneRecord]) -> dict[str, Any]:
         ap = scannet_ap([r.overlaps for r in records], min_region_size=self.min_region_size)

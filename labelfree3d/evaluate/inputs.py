@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labelfree3d.errors import InputError, UnknownFormatError
+from labelfree3d.errors import InputError
 from labelfree3d.io import detect_format, read_predictions, read_scannet_benchmark, read_scene
 from labelfree3d.structures import GroundTruth, InstanceMasks
 
@@ -84,27 +84,19 @@ def load_predictions(path: str | os.PathLike[str]) -> list[PredictionInput]:
     return list(loaded.values())
 
 
-def _ground_truth_sources(path: Path, format: str | None) -> list[tuple[Path, str]]:
+def _ground_truth_sources(path: Path, format: str | None) -> list[tuple[Path, str | None]]:
+    from labelfree3d.io.scans import is_scan, list_scans
+
     if not path.exists():
         raise InputError("no such ground-truth file or folder", path)
     if format is not None:
         return [(path, format)]
-    try:
-        return [(path, detect_format(path))]
-    except UnknownFormatError:
-        if not path.is_dir():
-            raise
-    sources = []
-    for child in sorted(path.iterdir()):
-        if child.name.startswith("."):
-            continue
+    if path.is_dir() and not is_scan(path):
         try:
-            sources.append((child, detect_format(child)))
-        except UnknownFormatError:
-            continue  # READMEs, split lists and the like sit next to scans
-    if not sources:
-        raise InputError("neither a scan nor a folder of scans with ground truth", path)
-    return sources
+            return [(source, None) for source in list_scans(path)]
+        except InputError:
+            raise InputError("neither a scan nor a folder of scans with ground truth", path) from None
+    return [(path, detect_format(path))]
 
 
 def load_ground_truth(
@@ -126,6 +118,7 @@ def load_ground_truth(
     """
     for source, fmt in _ground_truth_sources(Path(path), format):
         scene = read_scene(source, format=fmt)
+        fmt = scene.metadata.get("format", fmt)
         if scene.gt is None:
             raise InputError("scan carries no ground-truth instances", source)
         gt = scene.gt
@@ -133,7 +126,7 @@ def load_ground_truth(
             if gt.instance_names is None:
                 raise InputError(f"--void-labels needs category names, which this {fmt} scan does not carry", source)
             gt = gt.with_void_names(void_labels)
-        yield GroundTruthInput(scene.name, gt, scene.metadata.get("format", fmt), source)
+        yield GroundTruthInput(scene.name, gt, fmt, source)
 
 
 def _fit(prediction: PredictionInput, truth: GroundTruthInput) -> InstanceMasks:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -142,19 +141,7 @@ def resolve_lift_input(path: str | Path) -> LiftInput:
 
 
 def _organized_folder(path: Path) -> list[Path]:
-    files = []
-    for child in sorted(path.iterdir(), key=lambda p: _natural_key(p.name)):
-        if not child.is_file() or child.name.startswith("."):
-            continue
-        try:
-            detect_format(child)
-        except UnknownFormatError:
-            continue
-        files.append(child)
-    return files
+    from labelfree3d.io.scans import is_scan, natural_key
 
-
-def _natural_key(name: str) -> tuple[Any, ...]:
-    import re
-
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+    children = sorted(path.iterdir(), key=lambda p: natural_key(p.name))
+    return [child for child in children if child.is_file() and is_scan(child)]

@@ -7,7 +7,6 @@ self-training recipe swaps them between rounds with `MaskDataset.set_targets`, k
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,51 +36,18 @@ def ground_truth_targets(scene: Scene) -> InstanceMasks:
 
 
 def expand_scan_paths(entries: Sequence[str | os.PathLike]) -> list[Path]:
-    """Scan paths from a list of files, folders of scans and glob patterns (sorted, deduplicated).
+    """Scan paths from a list of files, folders of scans, scan lists and glob patterns (deduplicated).
 
-    A folder counts as one scan when `read_scene` recognises it (e.g. a ScanNet scene folder);
-    otherwise its immediate children that `read_scene` recognises are taken (READMEs and other
-    files are skipped).
+    What counts as a scan is decided by `labelfree3d.io.scans.list_scans` (shared by every
+    command that takes many scans): a folder `read_scene` recognises is one scan (e.g. a
+    ScanNet scene folder); any other folder contributes its immediate children that are scans
+    (READMEs, label companions and other files are skipped).
     """
-    from labelfree3d.io import detect_format
+    from labelfree3d.io.scans import list_scans
 
-    paths: list[Path] = []
-    for entry in entries:
-        text = os.fspath(entry)
-        matches = sorted(glob.glob(text)) if any(ch in text for ch in "*?[") else [text]
-        if not matches:
-            raise InputError("no scan matches this pattern", text)
-        for match in matches:
-            path = Path(match)
-            if not path.exists():
-                raise InputError("no such scan file or folder", path)
-            if path.is_dir():
-                try:
-                    detect_format(path)
-                    paths.append(path)
-                    continue
-                except InputError:
-                    children = [p for p in sorted(path.iterdir()) if not p.name.startswith(".") and _is_scan(p)]
-                    if not children:
-                        raise InputError("folder holds no scans", path) from None
-                    paths.extend(children)
-            else:
-                paths.append(path)
-    unique = list(dict.fromkeys(paths))
-    if not unique:
+    if not entries:
         raise ParameterError("no training scans given")
-    return unique
-
-
-def _is_scan(path: Path) -> bool:
-    """True when `read_scene` recognises the file or folder."""
-    from labelfree3d.io import detect_format
-
-    try:
-        detect_format(path)
-    except InputError:
-        return False
-    return True
+    return list_scans(entries)
 
 
 class MaskDataset(torch.utils.data.Dataset):

@@ -11,7 +11,7 @@ import numpy as np
 from labelfree3d.evaluate import PrecisionRecallCurve
 from labelfree3d.viz.palette import confidence_colors
 
-__all__ = ["precision_recall_svg", "training_curves_svg"]
+__all__ = ["precision_recall_svg", "methods_precision_recall_svg", "training_curves_svg"]
 
 
 def _svg(figure: object) -> str:
@@ -65,6 +65,44 @@ def precision_recall_svg(curves: Mapping[str, PrecisionRecallCurve | None], ap_p
     axes.set_title("precision-recall per IoU threshold")
     if axes.lines:
         axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return _svg(figure)
+
+
+def methods_precision_recall_svg(
+    curves: Mapping[str, Mapping[str, PrecisionRecallCurve | None]],
+    ap_per_threshold: Mapping[str, Mapping[str, float]],
+    thresholds: tuple[str, ...] = ("0.50", "0.25"),
+) -> str:
+    """Methods compared: one panel per IoU threshold, one precision/recall curve per method.
+
+    Args:
+        curves: method -> threshold key -> curve (None: undefined, left out).
+        ap_per_threshold: method -> threshold key -> AP, shown in the legend.
+        thresholds: the threshold keys to draw, one panel each.
+
+    Returns:
+        The chart as an inline <svg> element.
+    """
+    plt = _pyplot()
+    figure, grid = plt.subplots(1, len(thresholds), figsize=(4.6 * len(thresholds), 3.8), squeeze=False)
+    colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
+    for axes, key in zip(grid[0], thresholds):
+        for index, (method, by_threshold) in enumerate(curves.items()):
+            curve = by_threshold.get(key)
+            if curve is None:
+                continue
+            ap = ap_per_threshold.get(method, {}).get(key)
+            label = method + (f"  {100 * ap:.1f}" if ap is not None and np.isfinite(ap) else "")
+            axes.step(curve.recall[::-1], curve.precision[::-1], where="post", color=colours(index % colours.N),
+                      linewidth=1.4, label=label)  # fmt: skip
+        axes.set_xlim(0.0, 1.0)
+        axes.set_ylim(0.0, 1.02)
+        axes.set_xlabel("recall")
+        axes.set_ylabel("precision")
+        axes.set_title(f"IoU > {key} (legend: AP{round(100 * float(key))})")
+        if axes.lines:
+            axes.legend(loc="lower left", frameon=False, fontsize=8)
+    figure.tight_layout()
     return _svg(figure)
 
 

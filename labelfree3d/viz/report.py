@@ -30,14 +30,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelfree3d.errors import InputError
 from labelfree3d.io.atomic import write_text_atomic
 
-__all__ = ["TRAINING_LOG_NAMES", "RunContents", "ReportFile", "locate_run", "read_training_log", "build_report"]
+if TYPE_CHECKING:
+    from labelfree3d.batch.benchmark import BenchmarkResult
+
+__all__ = ["TRAINING_LOG_NAMES", "RunContents", "ReportFile", "locate_run", "read_training_log", "build_report", "write_benchmark_report"]
 
 # file names a training log may have, in the run folder or its logs/ sub-folder
 TRAINING_LOG_NAMES = ("train_log.jsonl", "training_log.jsonl", "metrics.jsonl", "log.jsonl", "train_log.csv", "training_log.csv")
@@ -416,7 +419,6 @@ def build_report(
         InputError: nothing to report (no predictions with ground truth, saved evaluation or
             training log), or unreadable inputs.
     """
-    from labelfree3d import __version__
     from labelfree3d.evaluate import jsonable_report
     from labelfree3d.viz.charts import precision_recall_svg, training_curves_svg
 
@@ -463,23 +465,159 @@ def build_report(
             contents.source,
         )
 
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     facts = [("source", str(contents.source))]
     if evaluated_against is not None:
         facts.append(("ground truth", str(evaluated_against)))
     if report is not None and "protocol" in report:
-        protocol = report["protocol"]
-        facts.append(("protocol", f"{protocol.get('name', '')}; void: {protocol.get('void', '')}"))
-    facts.append(("generated", f"{generated} by labelfree3d {__version__}"))
+        facts.append(("protocol", _protocol_line(report["protocol"])))
+    title = f"labelfree3d report: {contents.source.name}"
+    written = _write_page(output, title, facts, body, None if report is None else jsonable_report(report))
+    return ReportFile(written, written.stat().st_size, scenes, tuple(sections), tuple(notes))
+
+
+def _protocol_line(protocol: dict[str, Any]) -> str:
+    return f"{protocol.get('name', '')}; void: {protocol.get('void', '')}"
+
+
+def _write_page(output: str | os.PathLike[str], title: str, facts: list[tuple[str, str]], body: Sequence[str], data: Any) -> Path:
+    """Fill the report template (title, facts, body, the numbers as embedded JSON) and write it atomically."""
+    from labelfree3d import __version__
+
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    facts = [*facts, ("generated", f"{generated} by labelfree3d {__version__}")]
     header = "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts) + "</dl>"
     embedded = ""
-    if report is not None:  # the numbers behind the tables, for scripts
-        data = json.dumps(jsonable_report(report), separators=(",", ":")).replace("<", "\\u003c")
-        embedded = f'<script type="application/json" id="labelfree3d-report">{data}</script>'
-    title = f"labelfree3d report: {contents.source.name}"
+    if data is not None:  # the numbers behind the tables, for scripts
+        text = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+        embedded = f'<script type="application/json" id="labelfree3d-report">{text}</script>'
     template = resources.files("labelfree3d.viz").joinpath("static", "report.html").read_text(encoding="utf-8")
     parts = {"TITLE": html.escape(title), "BODY": f"<h1>{html.escape(title)}</h1>{header}{''.join(body)}{embedded}"}
     # one pass over the template only: inserted text is never searched for placeholders again
     page = re.sub(r"@@([A-Z]+)@@", lambda match: parts[match.group(1)], template)
-    written = write_text_atomic(output, page)
-    return ReportFile(written, written.stat().st_size, scenes, tuple(sections), tuple(notes))
+    return write_text_atomic(output, page)
+
+
+# ---------------------------------------------------------------------- benchmarks
+def _rank(value: Any) -> float:
+    return float(value) if value is not None and math.isfinite(value) else -1.0
+
+
+def _benchmark_table(result: BenchmarkResult) -> str:
+    order = sorted(result.methods, key=lambda m: tuple(-_rank(result.methods[m].report[k]) for k in ("ap", "ap50", "ap25")))
+    rows = []
+    for method in order:
+        row = result.methods[method].summary()
+        failures = f'<span class=bad>{row["failures"]}</span>' if row["failures"] else "0"
+        masks = "&ndash;" if not math.isfinite(row["masks_per_scene"]) else f"{row['masks_per_scene']:.1f}"
+        seconds = "&ndash;" if not math.isfinite(row["seconds_per_scene"]) else f"{row['seconds_per_scene']:.2f}"
+        rows.append([f"<code>{html.escape(method)}</code>", _percent(row["ap"]), _percent(row["ap50"]), _percent(row["ap25"]),
+                     masks, seconds, failures])  # fmt: skip
+    counts = next(iter(result.methods.values())).report["counts"]
+    caption = (
+        f"{len(result.scenes)} scene(s) pooled, {counts['gt_instances']} GT instances counted; AP in %; "
+        "s/scene: wall time of segment() alone (reading excluded, after a warm-up call); "
+        "a failed scene counts as predicting nothing"
+    )
+    return (
+        f"<h2>Methods</h2><p class=caption>{html.escape(caption)}</p>"
+        + _table(["method", "AP", "AP50", "AP25", "masks/scene", "s/scene", "failures"], rows)
+    )
+
+
+def _benchmark_problems(result: BenchmarkResult) -> str:
+    parts = []
+    for method, entry in result.methods.items():
+        if entry.failures:
+            items = "".join(f"<li>{html.escape(scene)}: {html.escape(error)}</li>" for scene, error in entry.failures.items())
+            parts.append(f"<details><summary><code>{html.escape(method)}</code> failed on {len(entry.failures)} scene(s)</summary><ul>{items}</ul></details>")
+    if result.unreadable:
+        items = "".join(f"<li>{html.escape(error)}</li>" for error in result.unreadable.values())
+        parts.append(f"<details><summary>{len(result.unreadable)} scan(s) not evaluated</summary><ul>{items}</ul></details>")
+    if result.without_gt:
+        items = "".join(f"<li>{html.escape(path)}</li>" for path in result.without_gt)
+        parts.append(f"<details><summary>{len(result.without_gt)} scan(s) without ground truth (not segmented)</summary><ul>{items}</ul></details>")
+    for note in result.notes:
+        parts.append(f"<p class=note>{html.escape(note)}</p>")
+    return ("<h2>Failures and skipped scans</h2>" + "".join(parts)) if parts else ""
+
+
+def _benchmark_curves(result: BenchmarkResult) -> str:
+    from labelfree3d.viz.charts import methods_precision_recall_svg, precision_recall_svg
+
+    curves = {m: r.curves for m, r in result.methods.items()}
+    if not any(c is not None for by_threshold in curves.values() for c in by_threshold.values()):
+        return ""
+    aps = {m: r.report["ap_per_threshold"] for m, r in result.methods.items()}
+    parts = ["<h2>Precision&ndash;recall</h2>", methods_precision_recall_svg(curves, aps)]
+    for method, entry in result.methods.items():
+        if any(c is not None for c in entry.curves.values()):
+            parts.append(f"<details><summary><code>{html.escape(method)}</code>: every IoU threshold</summary>"
+                         f"{precision_recall_svg(entry.curves, entry.report['ap_per_threshold'])}</details>")  # fmt: skip
+    return "".join(parts)
+
+
+def _benchmark_scenes(result: BenchmarkResult) -> str:
+    methods = list(result.methods)
+    first = result.methods[methods[0]].report["per_scene"]
+    rows = []
+    for scene in result.scenes:
+        cells = [html.escape(scene), str(first[scene]["points"]), str(first[scene]["gt_instances"])]
+        for method in methods:
+            entry = result.methods[method].report["per_scene"][scene]
+            if scene in result.methods[method].failures:
+                cells.append("<span class=bad>failed</span>")
+            else:
+                cells.append(" / ".join(_percent(entry.get(k)) for k in ("ap", "ap50", "ap25")))
+        rows.append(cells)
+    headers = ["scene", "points", "GT", *methods]
+    return ("<h2>By scene</h2><p class=caption>each cell: AP / AP50 / AP25 (%) of that method on that scene</p>"
+            + _table(headers, rows))  # fmt: skip
+
+
+def _benchmark_thumbnails(result: BenchmarkResult) -> str:
+    if not result.thumbnails:
+        return ""
+    blocks = []
+    for thumbnail in result.thumbnails:
+        figures = []
+        for key in ["gt", *result.methods]:
+            image = thumbnail.images.get(key)
+            if key == "gt":
+                caption = "ground truth"
+            else:
+                entry = result.methods[key].report["per_scene"].get(thumbnail.scene, {})
+                caption = f"{key} &middot; AP50 {_percent(entry.get('ap50'))}"
+            if image is None:
+                figures.append(f"<figure class=thumb><div class=missing>failed</div><figcaption>{caption}</figcaption></figure>")
+                continue
+            source = "data:image/png;base64," + base64.b64encode(image).decode("ascii")
+            alt = f"{'ground truth' if key == 'gt' else key} on {thumbnail.scene}, top view"
+            figures.append(f'<figure class=thumb><img class=small alt="{html.escape(alt)}" src="{source}"><figcaption>{caption}</figcaption></figure>')
+        blocks.append(f"<h3>{html.escape(thumbnail.scene)}</h3><div class=thumbs>{''.join(figures)}</div>")
+    return "<h2>Scenes seen from above</h2><p class=caption>ground truth and each method's masks (viewer colours)</p>" + "".join(blocks)
+
+
+def write_benchmark_report(result: BenchmarkResult, output: str | os.PathLike[str]) -> ReportFile:
+    """Write the HTML report of `labelfree3d benchmark` (a `run_benchmark` result), atomically.
+
+    One self-contained page: the methods table (AP, AP50, AP25, masks/scene, s/scene,
+    failures), precision-recall curves of every method at IoU 0.50 and 0.25 (and each method's
+    at every threshold, folded), AP per scene and method, and top-view renders of ground truth
+    beside every method for a few scenes; the metrics (`BenchmarkResult.to_json()`) are
+    embedded as JSON (`<script id="labelfree3d-report">`).
+    """
+    body = [_benchmark_table(result), _benchmark_problems(result), _benchmark_curves(result), _benchmark_scenes(result),
+            _benchmark_thumbnails(result)]  # fmt: skip
+    sections = tuple(name for name, part in zip(("methods", "failures", "precision-recall", "scenes", "thumbnails"), body) if part)
+    workers = "in this process" if result.workers == 0 else f"{result.workers} worker processes"
+    threads = "" if result.threads_per_worker is None else f", {result.threads_per_worker} thread(s) each"
+    facts = [
+        ("data", result.data),
+        ("scans", f"{len(result.scans)} listed, {len(result.scenes)} evaluated, {len(result.without_gt)} without ground truth, "
+                  f"{len(result.unreadable)} not evaluated"),
+        ("protocol", _protocol_line(result.protocol)),
+        ("run", f"{workers}{threads}; {result.seconds:.1f} s"),
+    ]  # fmt: skip
+    name = Path(result.data).name or result.data
+    written = _write_page(output, f"labelfree3d benchmark: {name}", facts, body, result.to_json())
+    return ReportFile(written, written.stat().st_size, len(result.scenes), sections)
