@@ -336,7 +336,9 @@ def _find_walls(
             if high - low < min_span * scan_height:
                 continue
             start, stop = float(along[members].min()), float(along[members].max())
-            column = (labels == REST) & (along >= start) & (along <= stop) & (height >= low) & (height <= high)
+            # every point counts as "behind", the support included: the table behind a box front
+            # on a table shows that the box is no wall (its hidden back would not)
+            column = (along >= start) & (along <= stop) & (height >= low - 2.0 * distance) & (height <= high)
             positive = column & (signed > 2.0 * distance)
             negative = column & (signed < -2.0 * distance)
             outward = 1.0 if np.count_nonzero(positive) < np.count_nonzero(negative) else -1.0

@@ -107,14 +107,13 @@ def scene_scale(scene: Scene) -> ScanScale:
 def scene_structure(scene: Scene) -> RoomStructure:
     """Support, ceiling and walls of the scan (`labelfree3d.geometry.detect_structure`), cached per scene object.
 
-    LiDAR sweeps and depth-camera frames get the support only: a street has no walls that
-    enclose it, and in a frame the objects' own sides hide what is behind them, so a box front on
-    a table looks exactly like a wall at the scan's boundary.
+    LiDAR sweeps get the ground only: a street has no walls that enclose it, and building
+    facades are instances some benchmarks count.
     """
     cached = _structure_cache.get(scene)
     if cached is None:
         up, tilt = gravity_prior(scene)
-        open_scan = scene.metadata.get("format") in _LIDAR_FORMATS or up[1] < 0
+        open_scan = scene.metadata.get("format") in _LIDAR_FORMATS
         spacing = scene_scale(scene).spacing
         if scene.num_points < 16 or spacing <= 0:
             labels = np.zeros(scene.num_points, dtype=np.int8)
