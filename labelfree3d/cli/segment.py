@@ -17,7 +17,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def segment(
         source: Path = typer.Argument(..., help="Scan file or folder (PLY, PCD, OSD, LAS, NPY/NPZ, ScanNet, S3DIS, ...)."),
-        method: str = typer.Option(..., "--method", "-m", help="Registered method (see `labelfree3d methods`)."),
+        method: str = typer.Option(
+            None,
+            "--method",
+            "-m",
+            help="Registered method (see `labelfree3d methods`); default by kind of scan: felzenszwalb for rooms, "
+            "plane_euclidean for tabletop frames and LiDAR sweeps.",
+        ),
         settings: list[str] = typer.Option(None, "--set", help="Method parameter key=value (repeatable)."),
         output: Path = typer.Option(
             None, "--output", "-o", help="Output file (npz, ply) or folder (scannet); default <scene>_<method>.<ext> here."
@@ -31,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """Segment a scan into instances with a training-free method and save the masks."""
         from labelfree3d.segment import segment_file
 
-        with console.error.status(f"segmenting {source.name} with {method}…"):
+        with console.error.status(f"segmenting {source.name} with {method or 'the default method for its kind'}…"):
             run = segment_file(
                 source,
                 method,

@@ -16,7 +16,7 @@ class-agnostic benchmark counts them as void, so the methods segment what is lef
 3. **Ceiling.** A horizontal plane at least `min_ceiling_height` above the support with almost
    nothing above it.
 4. **Walls.** Vertical planes, split into pieces along the wall; a piece is a wall when it
-   spans at least `min_wall_span` of the scan's height and almost no point lies behind it (the
+   spans at least `min_wall_span` of the scan's height and `min_wall_height` (1 m) and almost no point lies behind it (the
    scan's boundary). Everything behind a wall (scanning through windows, outliers) is structure.
 
 Label values: 0 = rest (objects), 1 = support (floor/table/ground), 2 = ceiling, 3 = wall.
@@ -142,8 +142,10 @@ def detect_structure(
     ceiling: bool = True,
     min_ceiling_height: float = 1.8,
     min_wall_span: float = 0.5,
+    min_wall_height: float = 1.0,
     behind_tolerance: float = 0.1,
     max_walls: int = 16,
+    support_behind: bool = False,
     seed: int = 0,
 ) -> RoomStructure:
     """Find the support (floor / table / ground), ceiling and walls of a scan (module docs).
@@ -164,9 +166,14 @@ def detect_structure(
             a person stands under it; tabletop and LiDAR scans never have one).
         min_wall_span: a wall piece spans at least this fraction of the scan's height above the
             support (the 95th height percentile), so box sides on a table are not walls.
+        min_wall_height: and at least this many metres (1 m: a room's wall, never a box side on a
+            table, whatever the scan's height).
         behind_tolerance: a wall piece may have at most this many points behind it, as a
             fraction of its own inliers (windows, doors, registration noise).
         max_walls: most wall planes examined.
+        support_behind: count support points behind a wall piece too. On for depth-camera frames,
+            where the table behind a box front shows that it is no wall (the box's hidden back
+            would not); off for rooms, where floor seen through a doorway would veto the wall.
         seed: seed of the plane hypotheses.
 
     Returns:
@@ -215,7 +222,7 @@ def detect_structure(
     wall_planes = np.zeros((0, 4))
     if walls:
         wall_planes = _find_walls(
-            points, normals, up, height, labels, distance, cell, min_wall_span, behind_tolerance, max_walls, seed
+            points, normals, up, height, labels, distance, cell, min_wall_span, min_wall_height, behind_tolerance, max_walls, support_behind, seed
         )
     return RoomStructure(labels, up, support, ceiling_plane, wall_planes, spacing, distance)
 
@@ -299,8 +306,10 @@ def _find_walls(
     distance: float,
     cell: float,
     min_span: float,
+    min_height: float,
     behind_tolerance: float,
     max_walls: int,
+    support_behind: bool,
     seed: int,
 ) -> np.ndarray:
     """Mark wall pieces in `labels` (in place); returns the (W, 4) wall planes, normals inward."""
@@ -333,12 +342,14 @@ def _find_walls(
         for piece in _runs(along[inliers], gap):
             members = inliers[piece]
             low, high = float(height[members].min()), float(height[members].max())
-            if high - low < min_span * scan_height:
+            if high - low < max(min_span * scan_height, min_height):
                 continue
             start, stop = float(along[members].min()), float(along[members].max())
-            # every point counts as "behind", the support included: the table behind a box front
-            # on a table shows that the box is no wall (its hidden back would not)
-            column = (along >= start) & (along <= stop) & (height >= low - 2.0 * distance) & (height <= high)
+            column = (along >= start) & (along <= stop) & (height <= high)
+            if support_behind:
+                column &= height >= low - 2.0 * distance
+            else:
+                column &= (labels == REST) & (height >= low)
             positive = column & (signed > 2.0 * distance)
             negative = column & (signed < -2.0 * distance)
             outward = 1.0 if np.count_nonzero(positive) < np.count_nonzero(negative) else -1.0

@@ -9,7 +9,7 @@ from labelfree3d.segment.felzenszwalb import FelzenszwalbSegmenter
 from labelfree3d.segment.multicut import FreePointMulticutSegmenter
 from labelfree3d.segment.ncut import MaskedNCutSegmenter
 from labelfree3d.segment.plane_euclidean import PlaneEuclideanSegmenter
-from labelfree3d.segment.run import SegmentationRun, describe_methods, segment_file, segment_scene
+from labelfree3d.segment.run import DEFAULT_METHODS, SegmentationRun, default_method, describe_methods, segment_file, segment_scene
 
 __all__ = [
     "SEGMENTERS",
@@ -27,5 +27,7 @@ __all__ = [
     "make_segmenter",
     "register_segmenter",
     "segment_file",
+    "default_method",
+    "DEFAULT_METHODS",
     "segment_scene",
 ]

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from labelfree3d.errors import ParameterError
+from labelfree3d.geometry.structure import CEILING, SUPPORT, WALL
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-STRUCTURE_MODES = ("remove", "keep")
+STRUCTURE_MODES = ("remove", "support", "keep")
 
 
 @dataclass
@@ -50,10 +51,15 @@ class Segmenter(ABC):
         structure: "remove" (default): segment only what is not floor, walls, ceiling or the
             supporting table; every class-agnostic benchmark counts those as void. "keep":
             segment the whole scan, as the papers' baseline rows do (UnScene3D Tab. 1, FreePoint
-            Tab. S1); structure-like masks are still ranked last.
+            Tab. S1); structure-like masks are still ranked last. "support": remove the floor /
+            table and the ceiling but keep the walls (objects on them, doors, windows, pictures,
+            stay whole), ranking mostly-wall masks last.
+        structure_scores: multiply every confidence by `structure_score_factor` (mostly-structure
+            and scan-spanning masks last); False keeps the method's own scores, for comparison.
     """
 
     structure: str = "remove"
+    structure_scores: bool = True
 
     name: ClassVar[str] = ""
     score_rule: ClassVar[str] = ""
@@ -83,25 +89,29 @@ class Segmenter(ABC):
         from labelfree3d.segment.structure import scene_structure
 
         if self.structure == "keep":
-            return self.rank_structure_last(self.segment_points(scene, features), scene)
-        rest = np.flatnonzero(scene_structure(scene).rest)
+            return self.structure_scored(self.segment_points(scene, features), scene)
+        labels = scene_structure(scene).labels
+        removed = (SUPPORT, CEILING) if self.structure == "support" else (SUPPORT, CEILING, WALL)
+        rest = np.flatnonzero(~np.isin(labels, removed))
         if rest.shape[0] == 0:
             return InstanceMasks.empty(scene.num_points)
         part = scene if rest.shape[0] == scene.num_points else scene.subset(rest)
         masks = self.segment_points(part, subset_features(features, rest, scene.num_points))
         if part is not scene:
             masks = masks.expand(rest, scene.num_points)
-        return self.rank_structure_last(masks, scene)
+        return self.structure_scored(masks, scene)
 
     @abstractmethod
     def segment_points(self, scene: Scene, features: Any = None) -> InstanceMasks:
         """Segment every point of `scene` (no structure removal); `features` as in `segment`."""
 
-    @staticmethod
-    def rank_structure_last(masks: InstanceMasks, scene: Scene) -> InstanceMasks:
-        """`masks` with each score multiplied by `structure_score_factor` (structure-like masks last)."""
+    def structure_scored(self, masks: InstanceMasks, scene: Scene) -> InstanceMasks:
+        """`masks` with each score multiplied by `structure_score_factor` (structure-like masks last),
+        unless `structure_scores` is off."""
         from labelfree3d.segment.structure import structure_score_factor
 
+        if not self.structure_scores or len(masks) == 0:
+            return masks
         return masks.with_scores(masks.scores * structure_score_factor(masks, scene))
 
     def get_params(self) -> dict[str, Any]:

@@ -22,7 +22,33 @@ from labelfree3d.io.segmentation_output import segmentation_format_for
 from labelfree3d.segment.base import SEGMENTERS, make_segmenter
 from labelfree3d.structures import InstanceMasks, Scene
 
-__all__ = ["SegmentationRun", "default_output_path", "describe_methods", "segment_file", "segment_scene"]
+__all__ = [
+    "DEFAULT_METHODS",
+    "SegmentationRun",
+    "default_method",
+    "default_output_path",
+    "describe_methods",
+    "segment_file",
+    "segment_scene",
+]
+
+# The method `labelfree3d segment SCAN` runs without --method, by kind of scan
+# (`labelfree3d.segment.structure.scan_kind`). Chosen on the selection split of the dev data
+# (docs/results.md, "Default method per kind of scan"); LiDAR has no instance ground truth here,
+# so it gets the classic ground removal + Euclidean clustering of LiDAR pipelines.
+DEFAULT_METHODS: dict[str, str] = {
+    "room_mesh": "felzenszwalb",
+    "room_cloud": "felzenszwalb",
+    "tabletop_frame": "plane_euclidean",
+    "lidar_sweep": "plane_euclidean",
+}
+
+
+def default_method(scene: Scene) -> str:
+    """The registered method `segment` uses for `scene` when none is named (`DEFAULT_METHODS`)."""
+    from labelfree3d.segment.structure import scan_kind
+
+    return DEFAULT_METHODS[scan_kind(scene)]
 
 
 @dataclass
@@ -51,17 +77,18 @@ class SegmentationRun:
     metrics: dict[str, float] | None = None
 
 
-def segment_scene(scene: Scene, method: str, settings: dict[str, Any] | None = None) -> SegmentationRun:
+def segment_scene(scene: Scene, method: str | None = None, settings: dict[str, Any] | None = None) -> SegmentationRun:
     """Segment an in-memory scene with a registered method and time it.
 
     Args:
         scene: the scan.
-        method: registered name (see `describe_methods`).
+        method: registered name (see `describe_methods`); None = `default_method(scene)`.
         settings: parameter overrides, coerced to the parameters' types (`make_segmenter`).
 
     Returns:
         `SegmentationRun` without output or metrics.
     """
+    method = default_method(scene) if method is None else method
     segmenter = make_segmenter(method, **(settings or {}))
     started = time.perf_counter()
     masks = segmenter.segment(scene)
@@ -80,7 +107,7 @@ def default_output_path(scene_name: str, method: str, format: str, folder: str |
 
 def segment_file(
     path: str | os.PathLike[str],
-    method: str,
+    method: str | None = None,
     settings: dict[str, Any] | None = None,
     output: str | os.PathLike[str] | None = None,
     format: str | None = None,
@@ -91,7 +118,7 @@ def segment_file(
 
     Args:
         path: any scan `read_scene` reads (PLY, PCD, OSD, ScanNet folder, ...).
-        method: registered method name.
+        method: registered method name; None = `default_method` of the scan's kind.
         settings: parameter overrides (e.g. from `--set key=value`).
         output: where to write; default `default_output_path(scene name, method, format)`.
         format: "npz", "scannet" or "ply"; default from the output's suffix, else "npz".
@@ -106,8 +133,12 @@ def segment_file(
         output suffix that contradicts `format`. Nothing is written when segmentation fails.
     """
     format = segmentation_format_for(output, format)
-    segmenter = make_segmenter(method, **(settings or {}))  # bad settings fail before reading
+    if method is not None:
+        segmenter = make_segmenter(method, **(settings or {}))  # bad settings fail before reading
     scene = read_scene(path, format=input_format)
+    if method is None:
+        method = default_method(scene)
+        segmenter = make_segmenter(method, **(settings or {}))
     started = time.perf_counter()
     masks = segmenter.segment(scene)
     seconds = time.perf_counter() - started

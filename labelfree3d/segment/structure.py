@@ -127,6 +127,7 @@ def scene_structure(scene: Scene) -> RoomStructure:
                 spacing=spacing,
                 walls=not open_scan,
                 ceiling=not open_scan,
+                support_behind=bool(up[1] < 0),
             )
         _structure_cache[scene] = cached
     return cached
@@ -135,17 +136,19 @@ def scene_structure(scene: Scene) -> RoomStructure:
 def scan_kind(scene: Scene) -> str:
     """What kind of scan this is: "room_mesh", "room_cloud", "tabletop_frame" or "lidar_sweep".
 
-    By the frame and extent: camera-frame clouds are tabletop frames, LiDAR formats (or z-up
-    clouds wider than 30 m) are sweeps, other z-up scans are rooms, meshes or clouds.
+    By the frame and extent: camera-frame clouds, and z-up scans under 2 m across, are tabletop
+    frames; LiDAR formats (or z-up clouds wider than 30 m) are sweeps; other z-up scans are rooms,
+    meshes or clouds.
     """
     fmt = scene.metadata.get("format")
     up, _ = gravity_prior(scene)
     if up[1] < 0:
         return "tabletop_frame"
-    if fmt in ("semantickitti", "semantickitti_npy") or (
-        scene.num_points and float(scene_scale(scene).extent[:2].max()) > 30.0
-    ):
+    extent = float(scene_scale(scene).extent[:2].max()) if scene.num_points else 0.0
+    if fmt in ("semantickitti", "semantickitti_npy") or extent > 30.0:
         return "lidar_sweep"
+    if extent < 2.0:  # a z-up scan smaller than any room: a tabletop or a single object
+        return "tabletop_frame"
     return "room_mesh" if scene.is_mesh else "room_cloud"
 
 
