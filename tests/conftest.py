@@ -14,6 +14,24 @@ from labelfree3d.io.paths import DATA_ENV_VAR, data_root
 DATA = data_root()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--exhaustive",
+        action="store_true",
+        help="also run the tests marked exhaustive (every segmenter on every shared scan, minutes)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect `exhaustive` tests unless --exhaustive is given or -m names the marker."""
+    if config.getoption("--exhaustive") or "exhaustive" in (config.getoption("markexpr") or ""):
+        return
+    dropped = [item for item in items if item.get_closest_marker("exhaustive")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("exhaustive")]
+
+
 def _require(path: Path) -> Path:
     if not path.exists():
         message = f"real scan {path} not found; set {DATA_ENV_VAR} to the shared data folder"

@@ -53,9 +53,20 @@ def euclidean_clustering(
     labels = np.full(n, -1, dtype=np.int64)
     if selected.size == 0:
         return labels
-    # the graph is built on the selected points only, so masked-out points cannot bridge clusters
-    edges, _ = radius_graph(points[selected], tolerance)
-    components = connected_components(edges, selected.shape[0])
+    # the graph is built on the selected points only, so masked-out points cannot bridge clusters;
+    # coincident points enter it once (they share a cluster), so that a pile of duplicates does
+    # not make a radius graph of all their pairs
+    chosen = points[selected]
+    unique, inverse = np.unique(chosen, axis=0, return_inverse=True)
+    if unique.shape[0] < chosen.shape[0]:
+        edges, _ = radius_graph(unique, tolerance)
+        merged = connected_components(edges, unique.shape[0])[inverse.reshape(-1)]
+        # renumbered in order of each component's lowest point, as without duplicates
+        _, first, position = np.unique(merged, return_index=True, return_inverse=True)
+        components = np.argsort(np.argsort(first))[position.reshape(-1)]
+    else:
+        edges, _ = radius_graph(chosen, tolerance)
+        components = connected_components(edges, selected.shape[0])
     sizes = np.bincount(components)
     valid = sizes >= min_size
     if max_size is not None:

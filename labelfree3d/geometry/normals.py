@@ -157,7 +157,12 @@ def estimate_point_normals(
     if orientation == "viewpoint" and viewpoint is None:
         raise ParameterError("orientation 'viewpoint' needs the viewpoint (sensor position)")
 
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    coordinates = points.astype(np.float64)
+    if np.abs(coordinates).max() > 1e4:
+        # far from the origin (georeferenced, 1e6 m offsets): Open3D's covariances (sums of
+        # squares) and Qhull lose the local geometry there; neither depends on the origin
+        coordinates -= coordinates.mean(axis=0)
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(coordinates))
     search = (
         o3d.geometry.KDTreeSearchParamKNN(k)
         if radius is None
@@ -165,8 +170,11 @@ def estimate_point_normals(
     )
     cloud.estimate_normals(search)
     if orientation == "tangent_plane":
-        cloud.orient_normals_consistent_tangent_plane(int_at_least(tangent_k, "tangent_k", 3))
-        normals = np.asarray(cloud.normals)
+        try:
+            cloud.orient_normals_consistent_tangent_plane(int_at_least(tangent_k, "tangent_k", 3))
+            normals = np.asarray(cloud.normals)
+        except RuntimeError:  # Qhull rejects degenerate input (flat, collinear, coincident, cospherical)
+            normals = _fallback_orientation(coordinates, np.asarray(cloud.normals))
     else:
         normals = np.asarray(cloud.normals)
         if orientation != "none":
@@ -204,6 +212,19 @@ def orient_normals(
         reference = np.broadcast_to(as_vector3(direction, "direction"), points.shape)
     flip = np.einsum("ij,ij->i", normals, reference) < 0
     return np.where(flip[:, None], -normals, normals)
+
+
+def _fallback_orientation(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """A consistent sign where tangent-plane propagation cannot run (Qhull failed).
+
+    Flat clouds (normals within ~25 degrees of one direction on average) take the sign of their
+    dominant normal; others point away from the centroid, right for a sphere or a convex object.
+    """
+    values, vectors = np.linalg.eigh(normals.T @ normals)
+    if values[-1] >= 0.8 * max(float(values.sum()), 1e-300):
+        flip = normals @ vectors[:, -1] < 0
+        return np.where(flip[:, None], -normals, normals)
+    return orient_normals(points, normals, "outward")
 
 
 def _normalized(vectors: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ CLI (`labelfree3d segment --method NAME --set key=value`) and configs can build 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -17,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from labelfree3d.errors import ParameterError
+from labelfree3d.errors import InputError, ParameterError
 from labelfree3d.geometry.structure import CEILING, SUPPORT, WALL
 from labelfree3d.structures import InstanceMasks, Scene
 
@@ -28,11 +30,13 @@ __all__ = [
     "check_range",
     "make_segmenter",
     "register_segmenter",
+    "require_points",
     "subset_features",
 ]
 
 
 STRUCTURE_MODES = ("remove", "support", "keep")
+INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Segmenter(ABC):
         """
         from labelfree3d.segment.structure import scene_structure
 
+        require_points(scene)
         if self.structure == "keep":
             return self.structure_scored(self.segment_points(scene, features), scene)
         labels = scene_structure(scene).labels
@@ -172,11 +177,9 @@ def _coerce(method: str, key: str, value: Any, hint: Any) -> Any:
         if target is bool and not isinstance(value, bool):
             raise ValueError("expected true or false")
         if target is int and not isinstance(value, bool):
-            if float(value) != int(float(value)):
-                raise ValueError("expected an integer")
-            return int(float(value))
+            return _as_int(value)
         if target is float:
-            return float(value)
+            return _as_float(value)
         if origin is tuple:
             if isinstance(value, str):  # "a,b" from a config or the Python API
                 value = [v.strip() for v in value.split(",") if v.strip()]
@@ -185,10 +188,45 @@ def _coerce(method: str, key: str, value: Any, hint: Any) -> Any:
             if inner and inner[-1] is not Ellipsis and len(items) != len(inner):
                 raise ValueError(f"expected {len(inner)} values")
             item_type = inner[0] if inner else str
+            item_type = {int: _as_int, float: _as_float}.get(item_type, item_type)
             return tuple(item_type(v) for v in items)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise ParameterError(f"{method}.{key}={value!r}: {error}") from error
     return value
+
+
+def _as_int(value: Any) -> int:
+    """An integer within int64 from an int, an integral float or a string ("10", "1e3")."""
+    if isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+        if number is not None:
+            value = number
+    if not isinstance(value, numbers.Integral):
+        number = float(value)
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError("expected an integer")
+        value = int(number)
+    if not -INT64_MAX - 1 <= int(value) <= INT64_MAX:
+        raise ValueError("expected an integer within int64")
+    return int(value)
+
+
+def _as_float(value: Any) -> float:
+    """A finite float (NaN and infinities are no parameter values)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
+
+
+def require_points(scene: Scene) -> None:
+    """Raise `InputError` for a scene without points (an RGB-D sequence that was not fused)."""
+    if scene.num_points == 0:
+        hint = ": fuse its RGB-D frames into a mesh first (labelfree3d fuse)" if scene.frames is not None else ""
+        raise InputError(f"cannot segment a scene without points{hint}", scene.source)
 
 
 def subset_features(features: Any, indices: np.ndarray, num_points: int) -> Any:
@@ -210,8 +248,16 @@ def subset_features(features: Any, indices: np.ndarray, num_points: int) -> Any:
 def check_range(
     method: str, key: str, value: float, low: float | None = None, high: float | None = None, *, open_low: bool = False
 ) -> None:
-    """Raise `ParameterError` unless low <= value <= high (low < value when `open_low`)."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+    """Raise `ParameterError` unless low <= value <= high (low < value when `open_low`).
+
+    The value must be a finite real number (integers within int64).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterError(f"{method}.{key} must be a finite number, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        if not -INT64_MAX - 1 <= int(value) <= INT64_MAX:
+            raise ParameterError(f"{method}.{key} must be an integer within int64, got {value!r}")
+    elif not math.isfinite(float(value)):
         raise ParameterError(f"{method}.{key} must be a finite number, got {value!r}")
     if low is not None and (value < low or (open_low and value == low)):
         bound = f"> {low}" if open_low else f">= {low}"

@@ -52,6 +52,9 @@ __all__ = [
 
 # neighbours for PCA normals of clouds without normals (as `point_cloud_superpoints`' normal_k)
 NORMAL_NEIGHBOURS = 20
+# most (point, neighbour) entries DBSCAN may hold (scikit-learn keeps every eps-neighbourhood, 8 bytes
+# an entry: about 2 GB); the densest shared scan (an OSD frame at the default voxel) needs 4e7
+MAX_DBSCAN_NEIGHBOURS = 250_000_000
 
 
 class PreparedCloud(NamedTuple):
@@ -202,6 +205,8 @@ class FeatureClusteringSegmenter(Segmenter):
         if cloud.features.shape[0] == 0:
             return InstanceMasks.empty(scene.num_points)
         labels, scores = self.cluster(cloud.features)
+        if scores.shape[0] == 0:  # every voxel noise (e.g. DBSCAN on a sparse LiDAR sweep)
+            return InstanceMasks.empty(scene.num_points)
         noise_radius = self.noise_radius
         if noise_radius is None:
             noise_radius = 3.0 * (cloud.voxel if cloud.voxel > 0 else scene_scale(scene).spacing)
@@ -319,10 +324,10 @@ class HDBSCANSegmenter(FeatureClusteringSegmenter):
 
     def validate(self) -> None:
         super().validate()
-        check_range(self.name, "min_cluster_size", self.min_cluster_size, 2)
-        if self.min_samples is not None:
-            check_range(self.name, "min_samples", self.min_samples, 1)
-        check_range(self.name, "cluster_selection_epsilon", self.cluster_selection_epsilon, 0.0, 1e6)
+        check_range(self.name, "min_cluster_size", self.min_cluster_size, 2, 10**6)
+        if self.min_samples is not None:  # a (voxels x min_samples) kNN table
+            check_range(self.name, "min_samples", self.min_samples, 1, 1000)
+        check_range(self.name, "cluster_selection_epsilon", self.cluster_selection_epsilon, 0.0, 100.0)
         if self.xyz_scale is not None:
             check_range(self.name, "xyz_scale", self.xyz_scale, 0.0, 1e6, open_low=True)
         if self.cluster_selection_method not in ("leaf", "eom"):
@@ -344,7 +349,7 @@ class HDBSCANSegmenter(FeatureClusteringSegmenter):
             return np.full(features.shape[0], -1, dtype=np.int64), np.zeros(0)
         estimator = HDBSCAN(
             min_cluster_size=min(self.min_cluster_size, features.shape[0]),
-            min_samples=self.min_samples,
+            min_samples=None if self.min_samples is None else min(self.min_samples, features.shape[0]),
             cluster_selection_epsilon=self.cluster_selection_epsilon,
             cluster_selection_method=self.cluster_selection_method,
             copy=True,
@@ -380,20 +385,48 @@ class DBSCANSegmenter(FeatureClusteringSegmenter):
     def validate(self) -> None:
         super().validate()
         check_range(self.name, "eps", self.eps, 0.0, 100.0, open_low=True)
-        check_range(self.name, "min_samples", self.min_samples, 1)
+        check_range(self.name, "min_samples", self.min_samples, 1, 10**6)
 
     def cluster(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.cluster import DBSCAN
 
-        estimator = DBSCAN(eps=self.eps, min_samples=self.min_samples).fit(features)
+        # coincident vectors (duplicated points, unvoxelised clouds) enter once, weighted by their
+        # count: the same clusters without an eps-neighbourhood of every copy in memory
+        unique, inverse, counts = np.unique(features, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        weights = counts if unique.shape[0] < features.shape[0] else None
+        data = unique if weights is not None else features
+        self._check_neighbourhoods(data)
+        estimator = DBSCAN(eps=self.eps, min_samples=self.min_samples).fit(data, sample_weight=weights)
         labels = estimator.labels_.astype(np.int64)
+        core = np.zeros(data.shape[0], dtype=np.float64)
+        core[estimator.core_sample_indices_] = 1.0
+        if weights is not None:
+            labels, core = labels[inverse], core[inverse]
         k = int(labels.max()) + 1
         clustered = labels >= 0
         sizes = np.bincount(labels[clustered], minlength=k).astype(np.float64)
-        core = np.zeros(features.shape[0], dtype=np.float64)
-        core[estimator.core_sample_indices_] = 1.0
         core_fraction = np.bincount(labels[clustered], core[clustered], minlength=k) / np.maximum(sizes, 1)
         return labels, core_fraction * sizes / (sizes + 10.0 * self.min_samples)
+
+    def _check_neighbourhoods(self, data: np.ndarray) -> None:
+        """Raise `ParameterError` when the eps-neighbourhoods of `data` would not fit in memory."""
+        from scipy.spatial import cKDTree
+
+        n = data.shape[0]
+        if n * n <= MAX_DBSCAN_NEIGHBOURS:
+            return
+        tree = cKDTree(data)
+        sample = data[np.random.default_rng(0).choice(n, 1000, replace=False)]
+        estimate = float(np.mean(tree.query_ball_point(sample, self.eps, return_length=True))) * n
+        if estimate < MAX_DBSCAN_NEIGHBOURS / 2:  # the sampled estimate is far below the limit
+            return
+        entries = int(tree.count_neighbors(tree, self.eps))
+        if entries > MAX_DBSCAN_NEIGHBOURS:
+            raise ParameterError(
+                f"{self.name}: eps={self.eps} puts {entries / n:.0f} neighbours around each of {n} points "
+                f"({entries:.1e} in all, more than memory allows); lower eps or set a larger voxel_size"
+            )
 
 
 @dataclass
@@ -417,10 +450,11 @@ class _CentroidClusteringSegmenter(FeatureClusteringSegmenter):
 
     def validate(self) -> None:
         super().validate()
-        check_range(self.name, "n_clusters", self.n_clusters, 0, 100000)
+        # the silhouette scores hold a (voxels x clusters) distance table
+        check_range(self.name, "n_clusters", self.n_clusters, 0, 1000)
         if self.n_clusters == 1:
             raise ParameterError(f"{self.name}.n_clusters must be 0 (estimate) or >= 2, got 1")
-        check_range(self.name, "max_clusters", self.max_clusters, 2, 100000)
+        check_range(self.name, "max_clusters", self.max_clusters, 2, 1000)
 
     @abstractmethod
     def fit_labels(self, features: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -502,7 +536,7 @@ class BirchSegmenter(_CentroidClusteringSegmenter):
     def validate(self) -> None:
         super().validate()
         check_range(self.name, "threshold", self.threshold, 0.0, 100.0, open_low=True)
-        check_range(self.name, "branching_factor", self.branching_factor, 2)
+        check_range(self.name, "branching_factor", self.branching_factor, 2, 10000)  # arrays of this size per node
 
     def fit_labels(self, features: np.ndarray, n_clusters: int) -> np.ndarray:
         from sklearn.cluster import Birch

@@ -36,8 +36,8 @@ from labelfree3d.geometry import (
     knn_graph,
     mesh_vertex_normals,
 )
-from labelfree3d.segment.base import Segmenter, check_range, register_segmenter
 from labelfree3d.geometry.structure import CEILING, SUPPORT
+from labelfree3d.segment.base import Segmenter, check_range, register_segmenter, require_points
 from labelfree3d.segment.structure import scan_kind, scene_structure
 from labelfree3d.structures import InstanceMasks, Scene
 
@@ -274,6 +274,7 @@ class FreePointMulticutSegmenter(Segmenter):
             scene: the scan (colours and normals are used when present).
             features: optional (N, C) deep features for the cos(F) term.
         """
+        require_points(scene)
         levels = self.segment_levels(scene, features, which=("low", "high") if self.level == "both" else (self.level,))
         if self.level == "both":
             return self.structure_scored(InstanceMasks.concatenate([levels["low"], levels["high"]]), scene)

@@ -397,7 +397,7 @@ class MaskedNCutSegmenter(Segmenter):
             are all positive (colours, histograms) or dominated by one direction (floor normals),
             so that uncentred cosine similarities are close to 1 for almost every pair.
         modalities: modality names; () = the handcrafted `DEFAULT_HANDCRAFTED` when no features
-            are given, else every given feature modality.
+            are given (without "rgb" when the scene has no colours), else every given feature modality.
         modality_weights: one weight per modality in `modalities` order; () = equal weights.
         superpoints: "auto" (the scene's own superpoints, else mesh Felzenszwalb when it has
             faces, else point-cloud Felzenszwalb) | "scene" | "mesh" | "points".
@@ -465,15 +465,17 @@ class MaskedNCutSegmenter(Segmenter):
             raise ParameterError(f"{name}.modality_weights must be >= 0 and not all 0, got {self.modality_weights}")
         if len(set(self.modalities)) != len(self.modalities):
             raise ParameterError(f"{name}.modalities repeats a name: {self.modalities}")
-        check_range(name, "superpoint_k_thresh", self.superpoint_k_thresh, 0.0, open_low=True)
+        for weight in self.modality_weights:
+            check_range(name, "modality_weights", weight, 0.0, 1e6)
+        check_range(name, "superpoint_k_thresh", self.superpoint_k_thresh, 0.0, 1e6, open_low=True)
         check_range(name, "superpoint_min_size", self.superpoint_min_size, 1)
-        check_range(name, "knn", self.knn, 1)
+        check_range(name, "knn", self.knn, 1, 1000)  # an (N x knn) point graph
         if self.max_edge_length is not None:
-            check_range(name, "max_edge_length", self.max_edge_length, 0.0, open_low=True)
+            check_range(name, "max_edge_length", self.max_edge_length, 0.0, 1000.0, open_low=True)
         if self.fpfh_voxel_size is not None:
-            check_range(name, "fpfh_voxel_size", self.fpfh_voxel_size, 0.0, open_low=True)
+            check_range(name, "fpfh_voxel_size", self.fpfh_voxel_size, 0.0, 1.0, open_low=True)
         if self.fpfh_radius is not None:
-            check_range(name, "fpfh_radius", self.fpfh_radius, 0.0, open_low=True)
+            check_range(name, "fpfh_radius", self.fpfh_radius, 0.0, 10.0, open_low=True)
 
     # ------------------------------------------------------------------ pipeline steps
     def scene_superpoints(self, scene: Scene, normals: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -529,6 +531,8 @@ class MaskedNCutSegmenter(Segmenter):
         elif features is not None:
             given = {"features": features}
         names = list(self.modalities) or (list(given) if given else list(DEFAULT_HANDCRAFTED))
+        if not self.modalities and not given and scene.colors is None:
+            names = [m for m in names if m != "rgb"]  # defaults on a colour-less scan (LiDAR, xyz-only files)
         unknown = [m for m in names if m not in given and m not in HANDCRAFTED_MODALITIES]
         if unknown:
             raise ParameterError(
@@ -600,6 +604,8 @@ class MaskedNCutSegmenter(Segmenter):
             Masks over `scene.num_points` points, in acceptance order; each is a union of whole
             superpoints, and masks never overlap.
         """
+        if scene.num_points < 4:  # too few points for normals, let alone two superpoints to cut
+            return InstanceMasks.empty(scene.num_points)
         point_features = self.point_features(scene, features)
         normals = point_features.get("normal")  # reused by point-cloud superpoints when computed
         if normals is not None and np.shape(normals) != (scene.num_points, 3):
