@@ -161,7 +161,7 @@ def test_split_settings_prefixed_and_shared():
 class _FailsOnLearn1(Segmenter):
     """Test-only method: one mask of every point, except on learn1 where it raises."""
 
-    def segment(self, scene, features=None):
+    def segment_points(self, scene, features=None):
         from labelfree3d.structures import InstanceMasks
 
         if scene.name == "learn1":

@@ -12,7 +12,7 @@ import labelfree3d.geometry
 
 GEOMETRY = Path(labelfree3d.geometry.__file__).parent
 THIRD_PARTY = {"numpy", "scipy", "numba", "open3d", "fpsample"}
-STANDARD = {"__future__", "math", "numbers", "typing"}
+STANDARD = {"__future__", "dataclasses", "math", "numbers", "typing"}
 OURS = ("labelfree3d.errors", "labelfree3d.structures", "labelfree3d.geometry")
 
 

@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--method",
             "-m",
-            help="Registered method (see `labelfree3d methods`); default by kind of scan: felzenszwalb for rooms, "
-            "plane_euclidean for tabletop frames and LiDAR sweeps.",
+            help="Registered method (see `labelfree3d methods`); default by kind of scan: felzenszwalb for rooms and tabletop frames, "
+            "plane_euclidean for LiDAR sweeps.",
         ),
         settings: list[str] = typer.Option(None, "--set", help="Method parameter key=value (repeatable)."),
         output: Path = typer.Option(

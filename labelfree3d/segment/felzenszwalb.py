@@ -37,7 +37,7 @@ from labelfree3d.structures import InstanceMasks, Scene
 __all__ = ["FelzenszwalbSegmenter", "MESH_K_THRESH", "POINTS_K_THRESH"]
 
 MESH_K_THRESH = 0.05  # the default k on ScanNet's mesh graph
-POINTS_K_THRESH = 3.0  # ... and on the kNN graph (1 - |n_a . n_b| weights of PCA normals)
+POINTS_K_THRESH = 2.0  # ... and on the kNN graph (1 - |n_a . n_b| weights of PCA normals)
 
 
 @register_segmenter("felzenszwalb")
@@ -47,7 +47,7 @@ class FelzenszwalbSegmenter(Segmenter):
 
     Attributes:
         k_thresh: Felzenszwalb scale k of the threshold k / |C|; ScanNet's superpoints use 0.01,
-            larger values give larger segments. None = 0.05 on the mesh graph, 3.0 on the kNN
+            larger values give larger segments. None = 0.05 on the mesh graph, 2.0 on the kNN
             graph, whose PCA-normal weights are noisier (both chosen on the selection split).
         min_size: segments with fewer nodes (vertices, or voxels for point clouds) are merged
             into a neighbour (ScanNet's segMinVerts is 20).

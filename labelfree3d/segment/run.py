@@ -39,7 +39,7 @@ __all__ = [
 DEFAULT_METHODS: dict[str, str] = {
     "room_mesh": "felzenszwalb",
     "room_cloud": "felzenszwalb",
-    "tabletop_frame": "plane_euclidean",
+    "tabletop_frame": "felzenszwalb",
     "lidar_sweep": "plane_euclidean",
 }
 
