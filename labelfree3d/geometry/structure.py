@@ -247,10 +247,9 @@ def _find_support(
     )
     best, best_key = None, None
     for index, model in enumerate(models):
-        normal = model[:3] if model[:3] @ hint >= 0 else -model[:3]
+        normal, offset = _facing(model, hint)
         if normal @ hint < np.cos(np.radians(max_tilt)):
             continue
-        offset = model[3] if model[:3] @ hint >= 0 else -model[3]
         area = _occupied_cells(points[facing[plane_of == index]], cell)
         if area < min_fraction * total_cells:
             continue
@@ -275,7 +274,7 @@ def _find_ceiling(
     min_height: float,
     seed: int,
 ) -> np.ndarray | None:
-    """A horizontal plane high above the support with (almost) nothing above it, normal = -up side out."""
+    """(4,) a horizontal plane (normal = up) high above the support with (almost) nothing above it, or None."""
     high = np.flatnonzero(
         (labels == REST) & (height >= min_height) & (np.abs(normals @ up) >= np.cos(np.radians(20.0)))
     )
@@ -286,8 +285,7 @@ def _find_ceiling(
     )
     support_cells = _occupied_cells(points[labels == SUPPORT], cell)
     for index, model in enumerate(models):
-        normal = model[:3] if model[:3] @ up >= 0 else -model[:3]
-        offset = model[3] if model[:3] @ up >= 0 else -model[3]
+        normal, offset = _facing(model, up)
         if normal @ up < np.cos(np.radians(10.0)):
             continue
         above = np.count_nonzero(points @ normal + offset > 2.0 * distance)
@@ -368,6 +366,12 @@ def _find_walls(
             labels[wall] = WALL
             found.append(-outward * model)
     return np.array(found, dtype=np.float64).reshape(-1, 4)
+
+
+def _facing(model: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, float]:
+    """The plane (4,) as (unit normal, offset) with the normal on `direction`'s side."""
+    sign = 1.0 if model[:3] @ direction >= 0 else -1.0
+    return sign * model[:3], float(sign * model[3])
 
 
 def _runs(values: np.ndarray, gap: float) -> list[np.ndarray]:
