@@ -71,20 +71,20 @@ def dev_splits() -> dict[str, list[str]]:
 # Published numbers (%) for the same methods: (method it compares with or None, row, source, AP,
 # AP50, AP25). All are on the full ScanNet v2 validation set (312 scenes); ours are one scene.
 PAPER_ROWS: list[dict[str, Any]] = [
-        dict(method=method, row=row, source=source, ap=ap, ap50=ap50, ap25=ap25)
-        for method, row, source, ap, ap50, ap25 in [
-            ("hdbscan", "HDBSCAN", "UnScene3D Tab. 1", 1.6, 5.5, 32.1),
-            ("felzenszwalb", "Felzenszwalb", "UnScene3D Tab. 1", 5.0, 12.7, 38.9),
-            (None, "Nunes et al.", "UnScene3D Tab. 1", 2.3, 7.3, 30.5),
-            ("ncut", "UnScene3D pseudo masks S⁰, 3D only", "UnScene3D Tab. 4 / 12", 2.0, 4.7, 13.8),
-            ("ncut", "UnScene3D pseudo masks S⁰, 3D & 2D", "UnScene3D Tab. 4 / 12", 5.9, 10.0, 19.9),
-            (None, "UnScene3D (4 self-training cycles)", "UnScene3D Tab. 1", 15.9, 32.2, 58.5),
-            ("dbscan", "DBSCAN (eps 0.05)", "FreePoint Tab. S1", 3.3, 3.6, 13.4),
-            ("kmeans", "K-Means (10 clusters)", "FreePoint Tab. S1", 2.7, 3.4, 12.2),
-            ("birch", "Birch (10 clusters)", "FreePoint Tab. S1", 2.4, 7.5, 12.2),
-            ("multicut", "FreePoint base masks (multicut)", "FreePoint Tab. S1 / Tab. 5", 4.1, 7.9, 21.0),
-            (None, "FreePoint (two-step training)", "FreePoint Tab. 1", 10.7, 21.4, 37.8),
-        ]
+    dict(method=method, row=row, source=source, ap=ap, ap50=ap50, ap25=ap25)
+    for method, row, source, ap, ap50, ap25 in [
+        ("hdbscan", "HDBSCAN", "UnScene3D Tab. 1", 1.6, 5.5, 32.1),
+        ("felzenszwalb", "Felzenszwalb", "UnScene3D Tab. 1", 5.0, 12.7, 38.9),
+        (None, "Nunes et al.", "UnScene3D Tab. 1", 2.3, 7.3, 30.5),
+        ("ncut", "UnScene3D pseudo masks S⁰, 3D only", "UnScene3D Tab. 4 / 12", 2.0, 4.7, 13.8),
+        ("ncut", "UnScene3D pseudo masks S⁰, 3D & 2D", "UnScene3D Tab. 4 / 12", 5.9, 10.0, 19.9),
+        (None, "UnScene3D (4 self-training cycles)", "UnScene3D Tab. 1", 15.9, 32.2, 58.5),
+        ("dbscan", "DBSCAN (eps 0.05)", "FreePoint Tab. S1", 3.3, 3.6, 13.4),
+        ("kmeans", "K-Means (10 clusters)", "FreePoint Tab. S1", 2.7, 3.4, 12.2),
+        ("birch", "Birch (10 clusters)", "FreePoint Tab. S1", 2.4, 7.5, 12.2),
+        ("multicut", "FreePoint base masks (multicut)", "FreePoint Tab. S1 / Tab. 5", 4.1, 7.9, 21.0),
+        (None, "FreePoint (two-step training)", "FreePoint Tab. 1", 10.7, 21.4, 37.8),
+    ]
 ]
 PAPER_NUMBERS: dict[str, list[dict[str, Any]]] = {"scannet_report": PAPER_ROWS, "scannet_select": PAPER_ROWS}
 
@@ -199,7 +199,9 @@ def render_results(store: dict[str, Any]) -> str:
             lines.append(row)
         scenes = {entries[m]["scenes"] for m in entries}
         gt = {entries[m]["gt_instances"] for m in entries}
-        counts = f"{'/'.join(map(str, sorted(scenes)))} scene(s), {'/'.join(map(str, sorted(gt)))} GT instances counted."
+        counts = (
+            f"{'/'.join(map(str, sorted(scenes)))} scene(s), {'/'.join(map(str, sorted(gt)))} GT instances counted."
+        )
         lines += [counts, ""]
         others = [p for p in PAPER_NUMBERS.get(dataset, []) if not p["method"] or p["method"] not in entries]
         if others:
@@ -259,14 +261,25 @@ def replace_section(path: Path, begin: str, end: str, body: str, fallback_header
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", help="comma-separated method names (default: every registered method)")
-    parser.add_argument("--datasets", default="scannet_report,osd_report,scannet_select,osd_select",
-                        help="comma-separated splits: scannet_report, osd_report, scannet_select, osd_select")
+    parser.add_argument(
+        "--datasets",
+        default="scannet_report,osd_report,scannet_select,osd_select",
+        help="comma-separated splits: scannet_report, osd_report, scannet_select, osd_select",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N scans of each split (quick runs)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="worker processes (default 0: one scan after another in this process, so that "
-                        "the recorded times are not shared out between workers)")
-    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
-                        help="update the JSON store and the docs (default: yes unless --osd-limit)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="worker processes (default 0: one scan after another in this process, so that "
+        "the recorded times are not shared out between workers)",
+    )
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="update the JSON store and the docs (default: yes unless --osd-limit)",
+    )
     args = parser.parse_args()
 
     methods = args.methods.split(",") if args.methods else sorted(SEGMENTERS)

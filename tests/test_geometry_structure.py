@@ -13,7 +13,6 @@ from labelfree3d.geometry import (
     SUPPORT,
     WALL,
     detect_structure,
-    estimate_point_normals,
     point_spacing,
     surface_noise,
 )

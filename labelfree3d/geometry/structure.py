@@ -222,7 +222,19 @@ def detect_structure(
     wall_planes = np.zeros((0, 4))
     if walls:
         wall_planes = _find_walls(
-            points, normals, up, height, labels, distance, cell, min_wall_span, min_wall_height, behind_tolerance, max_walls, support_behind, seed
+            points,
+            normals,
+            up,
+            height,
+            labels,
+            distance,
+            cell,
+            min_wall_span,
+            min_wall_height,
+            behind_tolerance,
+            max_walls,
+            support_behind,
+            seed,
         )
     return RoomStructure(labels, up, support, ceiling_plane, wall_planes, spacing, distance)
 
