@@ -21,6 +21,7 @@ import numpy as np
 
 from labelfree3d.errors import InputError, ParameterError
 from labelfree3d.geometry.structure import CEILING, SUPPORT, WALL
+from labelfree3d.segment.structure import scene_structure, structure_score_factor
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
@@ -90,8 +91,6 @@ class Segmenter(ABC):
             Masks over `scene.num_points` points with one confidence each; structure points
             are in no mask unless `structure="keep"`.
         """
-        from labelfree3d.segment.structure import scene_structure
-
         require_points(scene)
         if self.structure == "keep":
             return self.structure_scored(self.segment_points(scene, features), scene)
@@ -113,8 +112,6 @@ class Segmenter(ABC):
     def structure_scored(self, masks: InstanceMasks, scene: Scene) -> InstanceMasks:
         """`masks` with each score multiplied by `structure_score_factor` (structure-like masks last),
         unless `structure_scores` is off."""
-        from labelfree3d.segment.structure import structure_score_factor
-
         if not self.structure_scores or len(masks) == 0:
             return masks
         return masks.with_scores(masks.scores * structure_score_factor(masks, scene))
