@@ -227,8 +227,9 @@ def render_times(store: dict[str, Any]) -> str:
         "PYTHONPATH=. python bench/run_segmenters.py",
         "```",
         "",
-        f"Machine: {store.get('machine', '?')}; last run {store.get('updated', '?')}. The machine is shared, "
-        "so treat these as provisional.",
+        f"Machine: {store.get('machine', '?')}; last run {store.get('updated', '?')}, with "
+        f"{store.get('workers', 0) or 'no'} worker processes (`--workers`; with 2 on 2 cores each scan shares the "
+        "machine with another). The machine is shared, so treat these as provisional.",
         "",
         "| method | ScanNet selection mean (s) | ScanNet max (s) | OSD selection mean (s) | OSD median (s) | OSD max (s) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -304,6 +305,7 @@ def main() -> None:
             )
     if not write:
         return
+    store["workers"] = args.workers
     store["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
     store["updated"] = time.strftime("%Y-%m-%d")
     RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
