@@ -54,6 +54,9 @@ THREAD_ENV_VARS = (
     "NUMBA_NUM_THREADS",
 )
 IN_PROCESS = "in-process"
+# thread cap of a scan on a worker of an existing cluster: that machine's cores shared out between
+# the worker's threads, found out on the worker itself (its machine may differ from this one)
+SHARE_WORKER_CORES = -1
 
 
 @dataclass
@@ -215,6 +218,19 @@ def _setup_once(setup: Callable[[], Any], token: str) -> None:
         raise failure
 
 
+def _worker_core_share() -> int | None:
+    """Cores of this machine // threads of the dask worker running here (None outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    state = getattr(worker, "state", None)
+    nthreads = getattr(state, "nthreads", None) or getattr(worker, "nthreads", None) or 1
+    return max(1, available_cores() // max(1, int(nthreads)))
+
+
 def _where() -> str:
     return f"pid {os.getpid()}"
 
@@ -230,6 +246,8 @@ def _execute(
 ) -> ScanResult:
     """Run `task(path)` under the thread cap; any exception becomes a failed `ScanResult`."""
     started = time.perf_counter()
+    if threads == SHARE_WORKER_CORES:
+        threads = _worker_core_share()
     try:
         with thread_limits(threads):
             if setup is not None:
@@ -334,8 +352,9 @@ def run_batch(
         description: the bar's label.
         on_result: called in this process with each `ScanResult` as it arrives (completion
             order), e.g. to write results incrementally.
-        client: an existing `distributed.Client` to run on instead of a local cluster (then
-            `workers` only sizes the default thread cap).
+        client: an existing `distributed.Client` to run on instead of a local cluster; then
+            `workers` is ignored and, unless `threads_per_worker` is given, each scan is capped
+            to its own machine's cores // the threads of the worker running it.
 
     Returns:
         `BatchRun` with one `ScanResult` per scan, in the order of `scans`.
@@ -345,6 +364,8 @@ def run_batch(
     """
     paths = [Path(p) for p in scans]
     count, threads = resolve_workers(workers, threads_per_worker, len(paths))
+    if client is not None and threads_per_worker is None:
+        threads = SHARE_WORKER_CORES
     token = uuid.uuid4().hex
     started = time.perf_counter()
     results: list[ScanResult | None] = [None] * len(paths)
@@ -364,7 +385,7 @@ def run_batch(
                 _run_on_dask(dask_client, task, paths, threads, setup, token, lambda r: collect(r, bar))
     if client is not None:
         count = len(client.scheduler_info().get("workers", {}))
-    run = BatchRun([r for r in results if r is not None], count, threads)
+    run = BatchRun([r for r in results if r is not None], count, None if threads == SHARE_WORKER_CORES else threads)
     run.seconds = time.perf_counter() - started
     return run
 

@@ -19,7 +19,9 @@ app = typer.Typer(
 )
 
 # each module defines register(app); order is the order of `labelfree3d --help`
-COMMAND_MODULES = ["info", "convert", "segment", "fuse", "lift", "train", "predict", "evaluate", "benchmark", "view", "report", "demo"]
+COMMAND_MODULES = [  # fmt: skip
+    "info", "convert", "segment", "pseudo_label", "fuse", "lift", "train", "predict", "evaluate", "benchmark", "view", "report", "demo",
+]
 
 
 @app.callback()
@@ -38,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     state.debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        status = app(args=args, standalone_mode=False)
+        if isinstance(status, int) and not isinstance(status, bool):  # click returns typer.Exit's code here
+            return status
     except LabelFree3DError as error:
         if state.debug:
             raise

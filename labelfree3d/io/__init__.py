@@ -24,6 +24,7 @@ from labelfree3d.io import npy as _npy  # noqa: F401
 from labelfree3d.io.atomic import atomic_path, write_text_atomic
 from labelfree3d.io.ply import write_ply, write_segmentation_ply
 from labelfree3d.io.predictions import (
+    read_prediction_metadata,
     read_predictions,
     read_scannet_benchmark,
     write_predictions,
@@ -45,6 +46,7 @@ __all__ = [
     "write_segmentation_ply",
     "write_predictions",
     "read_predictions",
+    "read_prediction_metadata",
     "write_scannet_benchmark",
     "read_scannet_benchmark",
     "atomic_path",

@@ -39,8 +39,16 @@ def write_predictions(
     path: str | os.PathLike[str],
     scene_name: str | None = None,
     method: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Save masks to our `.npz` prediction format (atomically); returns the path."""
+    """Save masks to our `.npz` prediction format (atomically); returns the path.
+
+    `metadata` adds string members (e.g. the cache key of `labelfree3d pseudo-label`); their
+    names must not clash with the format's own keys. `read_prediction_metadata` reads them back.
+    """
+    clash = sorted(set(metadata or {}) & {*PREDICTION_KEYS, "scene_name", "method"})
+    if clash:
+        raise ValueError(f"metadata keys {clash} are reserved by the prediction format")
     payload: dict[str, np.ndarray] = {
         "mask_indptr": masks.indptr.astype(np.int64),
         "mask_indices": masks.indices,
@@ -51,6 +59,8 @@ def write_predictions(
         payload["scene_name"] = np.array(scene_name)
     if method is not None:
         payload["method"] = np.array(method)
+    for key, value in (metadata or {}).items():
+        payload[key] = np.array(str(value))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **payload)
@@ -84,6 +94,31 @@ def read_predictions(path: str | os.PathLike[str]) -> tuple[InstanceMasks, dict[
         raise FormatError(f"inconsistent prediction file: {error.problem}", path) from error
     info = {k: str(arrays[k]) for k in ("scene_name", "method") if k in arrays}
     return masks, info
+
+
+def read_prediction_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string members of an `.npz` prediction file (scene_name, method, extra metadata).
+
+    Reads only those members, not the masks, so it is cheap on large files.
+
+    Raises:
+        FormatError naming the file when it is no readable `.npz`.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            info = {}
+            for key in data.files:
+                if key in PREDICTION_KEYS:
+                    continue
+                value = data[key]
+                if value.ndim == 0 and value.dtype.kind == "U":
+                    info[key] = str(value)
+            return info
+    except FileNotFoundError as error:
+        raise InputError("no such prediction file", path) from error
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise FormatError(f"not a readable .npz prediction file ({error})", path) from error
 
 
 def write_scannet_benchmark(

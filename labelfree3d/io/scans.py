@@ -28,7 +28,7 @@ from typing import Any, Union
 from labelfree3d.errors import InputError, UnknownFormatError
 from labelfree3d.io.registry import READERS, detect_format
 
-__all__ = ["ScanSource", "LIST_SUFFIXES", "list_scans", "is_scan", "is_companion_file", "natural_key"]
+__all__ = ["ScanSource", "LIST_SUFFIXES", "list_scans", "is_scan", "is_companion_file", "companion_files", "natural_key"]
 
 ScanSource = Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -54,6 +54,27 @@ def is_companion_file(path: Path) -> bool:
         points = path.with_name(stem[:cut] + "points" + stem[cut + len("labels") :] + path.suffix)
         return points.is_file()
     return False
+
+
+def companion_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The label arrays that belong to the scan file `path` (the ones `is_companion_file` skips), sorted.
+
+    A VoteNet `<scene>_vert.npy` has `<scene>_ins_label.npy`, `_sem_label.npy` and `_bbox.npy`;
+    a SemanticKITTI-style `*points*.npy` has the `*labels*.npy` of the same name. Only files
+    that exist are returned; a folder scan has none (its files are the scan).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return []
+    candidates: list[Path] = []
+    stem, suffix = path.stem, path.suffix
+    if stem.lower().endswith("_vert"):
+        scene = stem[: -len("_vert")]
+        candidates += [path.with_name(f"{scene}_{kind}{suffix}") for kind in ("ins_label", "sem_label", "bbox")]
+    if suffix.lower() == ".npy" and "points" in stem:
+        cut = stem.rfind("points")
+        candidates.append(path.with_name(stem[:cut] + "labels" + stem[cut + len("points") :] + suffix))
+    return sorted(c for c in candidates if c.is_file())
 
 
 def is_scan(path: str | os.PathLike[str], format: str | None = None) -> bool:
