@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shlex
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import replace_section  # bench/ is on sys.path when a script runs
 
 from labelfree3d.batch.benchmark import run_benchmark
 from labelfree3d.io.paths import data_root
@@ -244,19 +244,6 @@ def render_times(store: dict[str, Any]) -> str:
         lines.append(f"| `{method}` | {' | '.join(cells)} |")
     lines += ["", TIME_END]
     return "\n".join(lines)
-
-
-def replace_section(path: Path, begin: str, end: str, body: str, fallback_header: str) -> None:
-    """Replace the text between `begin` and `end` in `path` (appending it when absent)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else fallback_header
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: body, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    if not text.endswith("\n"):
-        text += "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def main() -> None:

@@ -434,8 +434,10 @@ def _dask_client(client: Any, workers: int, threads: int | None) -> Iterator[Any
         "distributed.admin.system-monitor.gil.enabled": False,
     }
     with dask.config.set(config):
+        # dashboard on a free port: None still binds dask's default 8787 and warns when another
+        # cluster on the machine holds it
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
             silence_logs=logging.ERROR, memory_limit=0, env=env,
         )  # fmt: skip
         try:

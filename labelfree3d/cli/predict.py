@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -20,38 +19,30 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         settings: list[str] = typer.Option(None, "--set", help="Inference setting key=value, e.g. dbscan_split=true (repeatable; see docs/training.md)."),
         scan_format: str = typer.Option(None, "--format", help="Reader name for the scans; detected when omitted."),
+        workers: int = typer.Option(1, "--workers", help="Worker processes, each with its own copy of the model (1: this process)."),
+        threads_per_worker: int = typer.Option(None, "--threads-per-worker", help="Thread cap per scan (default: cores // workers)."),
     ) -> None:
         """Predict full-resolution instance masks and write them as .npz prediction files."""
-        from labelfree3d.io import read_scene, write_predictions
-        from labelfree3d.models.checkpoint import read_checkpoint, resolve_device
-        from labelfree3d.models.predict import PredictConfig, Predictor
-        from labelfree3d.models._params import dataclass_from_dict
-        from labelfree3d.train.data import expand_scan_paths
+        from labelfree3d.batch.predict import predict_scans
+        from labelfree3d.io.scans import list_scans
 
-        stored = read_checkpoint(checkpoint, map_location="cpu", with_optimizer=False).config or {}
-        values = dict(stored.get("predict") or {})
-        values.update(parse_settings(settings))
-        config = dataclass_from_dict(PredictConfig, values, "predict")
-        predictor = Predictor.from_checkpoint(checkpoint, config, device=str(resolve_device(device)))
-        scans = expand_scan_paths([input])
+        scans = list_scans(input, format=scan_format)
         single = len(scans) == 1 and not (input.is_dir() and scans[0] != input)
         if output is None:
             output = Path("predictions")
         to_file = single and output.suffix == ".npz"
+        run = predict_scans(
+            scans, checkpoint, output, parse_settings(settings), device=device, input_format=scan_format, to_file=to_file,
+            workers=workers, threads_per_worker=threads_per_worker, progress=console.error,
+        )  # fmt: skip
         table = Table(title=f"predictions ({checkpoint.name})")
         for column in ("scene", "points", "masks", "seconds", "file"):
             table.add_column(column, justify="left" if column in ("scene", "file") else "right")
-        from rich.progress import Progress
-
-        with Progress(console=console.error, transient=True) as progress:
-            task = progress.add_task("predicting", total=len(scans))
-            for path in scans:
-                scene = read_scene(path, format=scan_format)
-                started = time.perf_counter()
-                masks = predictor.predict(scene)
-                seconds = time.perf_counter() - started
-                target = output if to_file else output / f"{scene.name}.npz"
-                write_predictions(masks, target, scene_name=scene.name, method=f"checkpoint:{checkpoint.name}")
-                table.add_row(scene.name, str(scene.num_points), str(len(masks)), f"{seconds:.2f}", str(target))
-                progress.advance(task)
+        for value in run.values():
+            table.add_row(value["scene"], str(value["points"]), str(value["masks"]), f"{value['seconds']:.2f}", value["file"])
         console.print(table)
+        if run.failed:
+            console.err(f"{len(run.failed)} of {len(run.results)} scan(s) failed:")
+            for result in run.failed:
+                console.err(f"  {result.error}")
+            raise typer.Exit(1)
