@@ -60,7 +60,9 @@ def predict_scan(
     masks = predictor.predict(scene)
     seconds = time.perf_counter() - started
     target = Path(output) if to_file else Path(output) / f"{scene.name}.npz"
-    write_predictions(masks, target, scene_name=scene.name, method=f"checkpoint:{Path(checkpoint).name}")
+    # the scan it came from: lets a resumed self-training stage skip scans already predicted
+    metadata = {"source_scan": str(path)}
+    write_predictions(masks, target, scene_name=scene.name, method=f"checkpoint:{Path(checkpoint).name}", metadata=metadata)
     return {"scene": scene.name, "points": scene.num_points, "masks": len(masks), "seconds": seconds, "file": str(target)}
 
 

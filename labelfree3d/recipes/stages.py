@@ -1,0 +1,156 @@
+"""Stage building blocks the recipes share: pseudo-label, train, predict, and scoring on held-out scans.
+
+Each block works on the batch engine (`labelfree3d.batch`) or the trainer (`labelfree3d.train`)
+and resumes its own partial work: pseudo-labelling through its cache, training from the stage's
+last checkpoint, prediction by skipping scans whose output exists.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from labelfree3d.errors import InputError
+from labelfree3d.recipes.base import MODEL_FILE, FitContext
+
+__all__ = ["pseudo_label_stage", "train_stage", "predict_stage", "score_folder", "score_method", "score_model"]
+
+
+def _failed_lines(records: Sequence[Any]) -> list[str]:
+    return [r.error for r in records if r.status == "failed"]
+
+
+def pseudo_label_stage(ctx: FitContext, folder: Path, scans: Sequence[Path], method: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Pseudo masks of `method` for `scans` into `folder` (cached: a killed stage redoes only what is missing).
+
+    Returns:
+        {"method", "settings", "scans" (with masks), "failed" (one-line errors), "masks_per_scan"}.
+
+    Raises:
+        InputError: no scan could be pseudo-labelled.
+    """
+    from labelfree3d.batch.pseudo_label import pseudo_label
+
+    run = pseudo_label(list(scans), method, folder, dict(settings), workers=ctx.workers, progress=ctx.progress)
+    done = [r for r in run.records if r.status != "failed"]
+    for line in _failed_lines(run.records):
+        ctx.log(f"    skipped: {line}")
+    if not done:
+        raise InputError(f"{method} gave pseudo masks for none of the {len(run.records)} scans", folder)
+    return {
+        "method": method,
+        "settings": dict(settings),
+        "scans": [r.input for r in done],
+        "failed": _failed_lines(run.records),
+        "masks_per_scan": run.mask_counts()["mean"],
+    }
+
+
+def train_stage(
+    ctx: FitContext,
+    folder: Path,
+    scans: Sequence[str | Path],
+    targets: Path,
+    train: Mapping[str, Any],
+    init_from: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train the recipe's model on `scans` with the pseudo masks in `targets`; resumes from the stage's checkpoint.
+
+    Args:
+        train: the recipe's "train" parameters: "config" (a built-in config name or YAML path)
+            and "set" (dotted `TrainConfig` overrides, e.g. {"optim.max_steps": 300}).
+        init_from: weights to start from (a previous cycle's model); None: the config's.
+        overrides: further dotted overrides of this stage (e.g. a fine-tuning schedule).
+
+    Returns:
+        {"steps", "losses" (last step), "model", "seconds_per_step"}.
+    """
+    from labelfree3d.train.config import load_train_config
+    from labelfree3d.train.trainer import Trainer
+
+    values = dict(copy.deepcopy(train.get("set") or {}))
+    values.update(overrides or {})
+    values.update({
+        "output_dir": str(folder),
+        "data.train": [str(s) for s in scans],
+        "data.targets": str(targets),
+        "device": ctx.device,
+        "progress": bool(ctx.progress),
+    })  # fmt: skip
+    if ctx.eval_scans and values.get("eval_every"):
+        values["data.val"] = [str(s) for s in ctx.eval_scans]  # scored during training, never trained on
+    else:
+        values["eval_every"] = None
+    if init_from is not None:
+        values["init_from"] = str(init_from)
+    config = load_train_config(train["config"], values)
+    trainer = Trainer(config, val_scenes=[] if not config.eval_every else None)
+    try:
+        if trainer.resume():
+            ctx.log(f"    resuming at step {trainer.step} of {trainer.total_steps}")
+        result = trainer.fit()
+    finally:
+        trainer.context.close()
+    return {
+        "steps": result.step,
+        "losses": result.losses,
+        "model": str(folder / MODEL_FILE),
+        "seconds_per_step": result.seconds_per_step,
+    }
+
+
+def predict_stage(ctx: FitContext, folder: Path, scans: Sequence[str | Path], model: Path, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Predictions of `model` for `scans` as `folder/<scene>.npz`; scans already predicted are kept (resume).
+
+    The model's "predict" settings from its checkpoint apply, `settings` override them.
+    """
+    from labelfree3d.batch.predict import predict_scans
+    from labelfree3d.io import read_prediction_metadata
+
+    done = set()
+    for path in folder.glob("*.npz"):
+        try:
+            done.add(read_prediction_metadata(path).get("source_scan"))
+        except InputError:
+            path.unlink()
+    todo = [Path(s) for s in scans if str(s) not in done]
+    if todo:
+        run = predict_scans(todo, model, folder, settings, device=ctx.device, workers=1, progress=ctx.progress)
+        if run.failed:
+            raise InputError(f"prediction failed on {len(run.failed)} scan(s): {run.failed[0].error}", folder)
+    return {"model": str(model), "scans": len(scans), "predicted": len(todo)}
+
+
+def score_folder(ctx: FitContext, folder: Path) -> dict[str, float]:
+    """AP / AP50 / AP25 (fractions) of the masks `folder/<scene>.npz` against the eval scans' ground truth."""
+    from labelfree3d.evaluate import InstanceEvaluator
+    from labelfree3d.io import read_predictions, read_scene
+
+    evaluator = InstanceEvaluator(extra_metrics=False)
+    for source in ctx.eval_scans:
+        scene = read_scene(source)
+        if scene.gt is None:
+            raise InputError("evaluation scan carries no ground truth", source)
+        masks, _ = read_predictions(folder / f"{scene.name}.npz")
+        evaluator.process(scene.name, scene.gt, masks)
+    report = evaluator.evaluate()
+    return {key: float(report[key]) for key in ("ap", "ap50", "ap25")}
+
+
+def score_method(ctx: FitContext, folder: Path, method: str, settings: Mapping[str, Any]) -> dict[str, float]:
+    """The training-free method's own masks on the eval scans (what the trained model must beat)."""
+    from labelfree3d.batch.pseudo_label import pseudo_label
+
+    run = pseudo_label(list(ctx.eval_scans), method, folder / "eval", dict(settings), workers=ctx.workers, progress=ctx.progress)
+    if run.failed:
+        raise InputError(f"{method} failed on an evaluation scan: {run.failed[0].error}", folder)
+    return score_folder(ctx, folder / "eval")
+
+
+def score_model(ctx: FitContext, folder: Path, model: Path) -> dict[str, float]:
+    """The model's predictions on the eval scans, scored."""
+    predict_stage(ctx, folder / "eval", ctx.eval_scans, model)
+    return score_folder(ctx, folder / "eval")
