@@ -70,3 +70,15 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
             value = [yaml.safe_load(v) for v in value.split(",")]
         settings[key] = value
     return settings
+
+
+def exit_if_failed(errors: list[str], header: str) -> None:
+    """Print `header` and one indented line per failed scan to stderr, then exit with status 1 (nothing when none failed)."""
+    if not errors:
+        return
+    import typer
+
+    console.err(header)
+    for error in errors:
+        console.err(f"  {error}")
+    raise typer.Exit(1)

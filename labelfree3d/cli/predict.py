@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from labelfree3d.cli.common import console, parse_settings
+from labelfree3d.cli.common import console, exit_if_failed, parse_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -41,8 +41,4 @@ def register(app: typer.Typer) -> None:
         for value in run.values():
             table.add_row(value["scene"], str(value["points"]), str(value["masks"]), f"{value['seconds']:.2f}", value["file"])
         console.print(table)
-        if run.failed:
-            console.err(f"{len(run.failed)} of {len(run.results)} scan(s) failed:")
-            for result in run.failed:
-                console.err(f"  {result.error}")
-            raise typer.Exit(1)
+        exit_if_failed([result.error for result in run.failed], f"{len(run.failed)} of {len(run.results)} scan(s) failed:")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from labelfree3d.cli.common import console, parse_settings
+from labelfree3d.cli.common import console, exit_if_failed, parse_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -49,8 +49,5 @@ def register(app: typer.Typer) -> None:
             f"{counts['mean']:.1f} [{counts['min']}, {counts['max']}]", f"{run.seconds:.1f}", where,
         )  # fmt: skip
         console.print(table)
-        if run.failed:
-            console.err(f"{len(run.failed)} scan(s) failed (recorded in {output / 'manifest.json'}):")
-            for record in run.failed:
-                console.err(f"  {record.error}")
-            raise typer.Exit(1)
+        header = f"{len(run.failed)} scan(s) failed (recorded in {output / 'manifest.json'}):"
+        exit_if_failed([record.error for record in run.failed], header)
