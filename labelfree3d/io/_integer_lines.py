@@ -27,7 +27,8 @@ from labelfree3d.errors import FormatError
 
 __all__ = ["binary_lines", "integer_lines", "normalise_lines"]
 
-_NEWLINE, _ZERO, _ONE = ord("\n"), ord("0"), ord("1")
+_NEWLINE, _ZERO = ord("\n"), ord("0")
+_ONE_LINE = np.uint16(ord("1") | ord("\n") << 8)  # b"1\n" read as a little-endian uint16
 
 
 def normalise_lines(data: bytes) -> bytes:
@@ -46,11 +47,11 @@ def binary_lines(data: bytes) -> np.ndarray | None:
     """(N,) bool, True on "1" lines, when normalised `data` is only "0\\n"/"1\\n" lines; else None."""
     if len(data) % 2:
         return None
-    pairs = np.frombuffer(data, dtype=np.uint8).reshape(-1, 2)
-    digits = pairs[:, 0]
-    # uint8 arithmetic: bytes below "0" wrap around, so "> 1" rejects everything but "0" and "1"
-    if np.all(pairs[:, 1] == _NEWLINE) and not np.any((digits - _ZERO) > 1):
-        return digits == _ONE
+    # each line is one little-endian 16-bit word: b"0\n" = 0x0A30, b"1\n" = 0x0A31, and these two
+    # are the only words that OR 1 turns into 0x0A31 (one pass to check, one to decode)
+    words = np.frombuffer(data, dtype="<u2")
+    if np.all((words | 1) == _ONE_LINE):
+        return words == _ONE_LINE
     return None
 
 
