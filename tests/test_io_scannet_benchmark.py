@@ -124,3 +124,10 @@ def test_real_scannet_masks_in_every_layout(tmp_path, scannet_scene_dir):
     back, _ = read_scannet_benchmark(index)
     for k, indices in enumerate(expected):
         assert np.array_equal(back[k], indices)
+
+
+def test_non_finite_confidence_is_a_format_error_naming_the_index(tmp_path):
+    index = _write_index(tmp_path, "s", [b"0\n1\n"], [0.5])
+    index.write_text(index.read_text().replace("0.500000", "nan"))
+    with pytest.raises(FormatError, match=r"s.txt: mask scores contain NaN"):
+        read_scannet_benchmark(index)
