@@ -185,14 +185,14 @@ def test_gt_txt_errors_exit_2_with_one_line(capsys, superpoint_predictions, tmp_
 
 
 def test_evaluate_imports_neither_the_methods_nor_heavy_libraries(superpoint_predictions, scannet_scene_dir):
-    """One scene in this process: no dask cluster, no methods, no torch / open3d / scikit-learn."""
+    """One scene in this process: no dask cluster, no methods, no torch / open3d / scikit-learn / scipy.optimize."""
     code = (
         "import sys\n"
         "from labelfree3d.evaluate.inputs import evaluate_paths\n"
         f"report = evaluate_paths({str(superpoint_predictions / 'bench')!r}, {str(scannet_scene_dir)!r})\n"
         "assert report['counts']['scenes'] == 1\n"
         "heavy = ('labelfree3d.segment', 'labelfree3d.models', 'labelfree3d.batch.benchmark', 'torch', 'open3d',\n"
-        "         'sklearn', 'distributed', 'numba')\n"
+        "         'sklearn', 'distributed', 'numba', 'scipy.optimize')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy)))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(labelfree3d.__file__).parents[1]))

@@ -202,3 +202,18 @@ def test_evaluate_never_imports_the_methods_it_judges():
     for module in _labelfree3d_imports(Path(labelfree3d.batch.engine.__file__)):
         if module.startswith("labelfree3d"):
             assert module.startswith(("labelfree3d.errors", "labelfree3d.io", "labelfree3d.structures")), module
+
+
+def test_scipy_lsap_loaded_alone_is_scipys_solver():
+    """The assignment solver loaded without scipy.optimize's package gives scipy.optimize's answers."""
+    from scipy.optimize import linear_sum_assignment
+
+    from labelfree3d.evaluate.unsupervised import _scipy_lsap
+
+    solver = _scipy_lsap()
+    rng = np.random.default_rng(7)
+    for shape in [(1, 1), (5, 5), (3, 8), (9, 4), (40, 55)]:
+        for matrix in (rng.random(shape), np.round(rng.random(shape), 1), np.zeros(shape)):  # ties too
+            for maximize in (False, True):
+                ours, theirs = solver(matrix, maximize=maximize), linear_sum_assignment(matrix, maximize=maximize)
+                assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))

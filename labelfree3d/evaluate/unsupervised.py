@@ -1,7 +1,8 @@
 """Score-free metrics for unsupervised segmentations (PointINS Tab. 5 style).
 
 * Hungarian matching: per scene, a one-to-one assignment between kept predicted masks and
-  counted GT instances that maximises the summed IoU (`scipy.optimize.linear_sum_assignment`).
+  counted GT instances that maximises the summed IoU (`scipy.optimize.linear_sum_assignment`,
+  loaded alone, see `_scipy_lsap`).
   IoU is the AP protocol's (prediction counted with all its points). Reported: the mean IoU of
   assigned pairs that overlap at all (a zero-IoU pair is an arbitrary filler of the assignment,
   not a match), and precision / recall of assigned pairs with IoU > 0.5 over kept masks / counted
@@ -14,7 +15,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -51,10 +55,40 @@ class HungarianCounts:
         )
 
 
+@functools.cache
+def _scipy_lsap() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """`scipy.optimize.linear_sum_assignment`, without importing the rest of `scipy.optimize`.
+
+    The function is scipy's C extension `scipy/optimize/_lsap`; importing the package around it
+    (linprog, minimize, shgo, ...) costs ~0.3 s, a third of a whole `labelfree3d evaluate` run on
+    a ScanNet scene. So the extension is loaded from its file; where scipy lays it out otherwise,
+    the public import is used. Both are the same C function (`scipy.optimize.linear_sum_assignment
+    is scipy.optimize._lsap.linear_sum_assignment`).
+    """
+    import importlib.machinery
+    import importlib.util
+
+    import scipy
+
+    folder = Path(scipy.__file__).parent / "optimize"
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = folder / f"_lsap{suffix}"
+        if not path.is_file():
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location("_lsap", path)
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            return module.linear_sum_assignment
+        except (ImportError, AttributeError, OSError):
+            break
+    from scipy.optimize import linear_sum_assignment as public
+
+    return public
+
+
 def hungarian_counts(overlaps: SceneOverlaps) -> HungarianCounts:
     """Maximum-IoU one-to-one assignment of one scene's kept masks to its counted GT."""
-    from scipy.optimize import linear_sum_assignment
-
     counted = overlaps.gt_sizes >= overlaps.min_region_size
     result = HungarianCounts(predictions=overlaps.num_predictions, gt=int(np.count_nonzero(counted)))
     keep = counted[overlaps.pair_gt]
@@ -67,7 +101,7 @@ def hungarian_counts(overlaps: SceneOverlaps) -> HungarianCounts:
     cols, col_index = np.unique(cols_all, return_inverse=True)
     matrix = np.zeros((rows.shape[0], cols.shape[0]))
     matrix[row_index, col_index] = iou
-    r, c = linear_sum_assignment(matrix, maximize=True)
+    r, c = _scipy_lsap()(matrix, maximize=True)
     values = matrix[r, c]
     positive = values > 0
     return HungarianCounts(
