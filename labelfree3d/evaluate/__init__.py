@@ -4,10 +4,13 @@
   with every class folded into one), per GT size, per dataset and per scene, plus panoptic
   quality, Hungarian-matched metrics and the adjusted Rand index.
 * `compute_scene_overlaps` / `scannet_ap`: the vectorised core, usable on its own.
-* `load_predictions` / `load_ground_truth` / `pair_scenes`: file and folder inputs of the CLI.
+* `load_predictions` / `load_ground_truth` / `pair_scenes`: file and folder inputs;
+  `labelfree3d.evaluate.inputs.evaluate_paths` (the CLI) runs one task per ground-truth scan on
+  the batch engine and merges the one-scene evaluators.
 
 This package judges methods and so never imports them (segment/, recipes/, models/...): it
-depends only on `labelfree3d.structures`, `labelfree3d.errors` and `labelfree3d.io`.
+depends only on `labelfree3d.structures`, `labelfree3d.errors`, `labelfree3d.io` and the batch
+engine `labelfree3d.batch.engine` (which imports none of them either).
 The protocol is written up in docs/evaluation.md.
 """
 

@@ -2,6 +2,8 @@
 
 `read_scene(path)` detects the format from the folder layout, file name or extension (or
 takes `format=`); every reader returns a `Scene`, with ground truth when the format has it.
+ScanNet's benchmark ground truth (`<scene>.txt`, no points) is read by `read_scannet_gt_txt`
+into a `GroundTruth` (`labelfree3d.io.scannet_gt`).
 All writers write to a temporary file and rename it into place.
 """
 
@@ -30,6 +32,7 @@ from labelfree3d.io.predictions import (
     write_predictions,
     write_scannet_benchmark,
 )
+from labelfree3d.io.scannet_gt import read_scannet_gt_txt, write_scannet_gt_txt
 from labelfree3d.io.segmentation_output import SEGMENTATION_FORMATS, write_segmentation
 from labelfree3d.io.registry import READERS, detect_format, read_scene, register_reader
 from labelfree3d.io.writers import write_scene
@@ -49,6 +52,8 @@ __all__ = [
     "read_prediction_metadata",
     "write_scannet_benchmark",
     "read_scannet_benchmark",
+    "read_scannet_gt_txt",
+    "write_scannet_gt_txt",
     "atomic_path",
     "write_text_atomic",
 ]

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from labelfree3d.errors import FormatError, InputError
+from labelfree3d.io._integer_lines import binary_lines, integer_lines, normalise_lines
 from labelfree3d.io.atomic import atomic_path, write_text_atomic
 from labelfree3d.structures import InstanceMasks
 
@@ -152,8 +153,19 @@ def write_scannet_benchmark(
 def read_scannet_benchmark(index_file: str | os.PathLike[str]) -> tuple[InstanceMasks, np.ndarray]:
     """Read one scene's ScanNet benchmark prediction index and its mask files.
 
+    Mask files hold one integer per line, one line per vertex, nonzero = in the mask (as
+    ScanNet's script reads them); "0"/"1" lines, the layout everybody writes, are read
+    straight from the bytes (`_read_mask_column`).
+
     Returns:
-        (masks, label_ids): the masks with their confidences and (K,) int label id per mask.
+        (masks, label_ids): the masks over N points with their confidences (the index's
+        third column) and the (K,) int64 label id of each mask (second column), K = the
+        index's non-blank lines.
+
+    Raises:
+        InputError: the index or a mask file it names is missing.
+        FormatError (naming the file): a malformed index line, a mask file that is not one
+            integer per line, or mask files of different lengths.
     """
     index_file = Path(index_file)
     if not index_file.is_file():
@@ -182,14 +194,29 @@ def read_scannet_benchmark(index_file: str | os.PathLike[str]) -> tuple[Instance
         elif column.shape[0] != num_points:
             raise FormatError(f"mask has {column.shape[0]} lines, earlier masks have {num_points}", mask_path)
         columns.append(np.flatnonzero(column))
-    masks = InstanceMasks.from_index_lists(columns, np.asarray(scores), num_points or 0)
+    # flatnonzero gives each mask's indices sorted and unique: the CSR arrays directly
+    indptr = np.concatenate([[0], np.cumsum([c.shape[0] for c in columns], dtype=np.int64)])
+    indices = np.concatenate(columns) if columns else np.zeros(0, np.int64)
+    try:
+        masks = InstanceMasks(indptr, indices, np.asarray(scores, dtype=np.float64), num_points or 0)
+    except InputError as error:  # NaN or infinite confidences
+        raise FormatError(error.problem, index_file) from error
     return masks, np.asarray(labels, dtype=np.int64)
 
 
 def _read_mask_column(path: Path) -> np.ndarray:
-    """(N,) int64 values of a benchmark mask file (one integer per line, 0 = not in mask)."""
-    tokens = path.read_bytes().split()
-    try:
-        return np.array(tokens, dtype=np.bytes_).astype(np.int64)
-    except ValueError as error:
-        raise FormatError(f"not a 0/1 mask file ({error})", path) from error
+    """(N,) bool, True where line i of a benchmark mask file holds a nonzero integer.
+
+    One line per vertex. The "0\\n"/"1\\n" layout (what `write_scannet_benchmark` and every
+    exporter we know write) is checked and decoded on the raw bytes (~0.1 ms for 80k
+    vertices, against ~5-10 ms for ScanNet's `np.array(lines, dtype=np.int64)`); any other
+    integers are parsed as ScanNet's loader would (`labelfree3d.io._integer_lines`).
+
+    Raises:
+        FormatError (naming the file): a line that is not one integer.
+    """
+    data = normalise_lines(path.read_bytes())
+    column = binary_lines(data)
+    if column is None:
+        column = integer_lines(data, path, "mask file") != 0
+    return column
