@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -213,14 +212,11 @@ def test_segmentation_is_deterministic():
     np.testing.assert_array_equal(first.scores, second.scores)
 
 
-def test_scannet_scene_pipeline_is_fast_and_sensible(scannet_scene_dir):
+def test_scannet_scene_pipeline_is_sensible(scannet_scene_dir):
+    # its speed is a bench goal (bench/bench_ncut.py, docs/benchmarks.md), not a test on a shared machine
     segmenter = MaskedNCutSegmenter()
-    read_scene(scannet_scene_dir)  # warm caches: the first read pays for imports
-    start = time.perf_counter()
     scene = read_scene(scannet_scene_dir)
     masks = segmenter.segment(scene)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 5.0
     assert 5 <= len(masks) <= segmenter.max_instances
     assert not masks.is_overlapping
     scores = _ap(masks, scene)
