@@ -82,12 +82,16 @@ class CountSegmentCalls:
 @pytest.mark.realdata
 @pytest.mark.parametrize("method", METHODS)
 def test_two_workers_give_the_masks_of_sequential_segment_runs(method, data_dir, tmp_path):
-    """Every shared scan (OSD learn, the VoteNet rooms, the raw ScanNet mesh, SemanticKITTI) on 2 workers.
+    """2 workers against `segment` in this process: felzenszwalb on every shared scan (OSD learn, the VoteNet
+    rooms, the raw ScanNet mesh, SemanticKITTI), plane_euclidean on the tabletops and the LiDAR sweeps.
 
     The raw ScanNet scene and the VoteNet export of the same scan are both named scene0000_00, so
     they go to separate output folders (one folder refuses the second: see the name test below).
     """
     groups = {"clouds": ["osd/learn", "scannet-votenet", "7scenes"], "raw": ["scannet/scene0000_00", "semantickitti"]}
+    if method == "plane_euclidean":  # the LiDAR default: the tabletops and the sweeps (the rooms go with felzenszwalb)
+        groups = {"clouds": ["osd/learn", "7scenes"], "raw": ["semantickitti"]}
+    counts = {"clouds": 45 + 14 * (method == "felzenszwalb"), "raw": 2 + (method == "felzenszwalb")}
     runs = {}
     for group, folders in groups.items():
         listing = tmp_path / f"{group}.txt"
@@ -98,7 +102,7 @@ def test_two_workers_give_the_masks_of_sequential_segment_runs(method, data_dir,
         if group == "clouds":  # 7-Scenes is RGB-D frames without points: not segmentable, recorded, the others go on
             assert [Path(r.input).name for r in run.failed] == ["7scenes"], [r.error for r in run.failed]
             assert "fuse" in run.failed[0].error and "\n" not in run.failed[0].error
-        assert len(run.computed) == (45 + 14 if group == "clouds" else 1 + 2) and len(run.failed) == (group == "clouds")
+        assert len(run.computed) == counts[group] and len(run.failed) == (group == "clouds")
         assert len({r.entry["worker"] for r in run.computed}) == 2  # both worker processes took scans
         for record in run.computed:
             scene = read_scene(record.input)

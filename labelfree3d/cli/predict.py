@@ -24,8 +24,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Predict full-resolution instance masks and write them as .npz prediction files."""
         from labelfree3d.batch.predict import predict_scans
+        from labelfree3d.errors import InputError
         from labelfree3d.io.scans import list_scans
 
+        if not checkpoint.is_file():  # before listing the scans: the model is what a typo most often names
+            raise InputError("no such checkpoint file", checkpoint)
         scans = list_scans(input, format=scan_format)
         single = len(scans) == 1 and not (input.is_dir() and scans[0] != input)
         if output is None:
