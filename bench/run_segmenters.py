@@ -167,7 +167,7 @@ def render_results(store: dict[str, Any]) -> str:
         "",
         f"_Machine: {store.get('machine', '?')}; last run {store.get('updated', '?')}. "
         "AP columns in %, class-agnostic ScanNet protocol (`labelfree3d.evaluate`); time = mean wall "
-        "time of `segment()` per scene (reading excluded, after a warm-up call)._",
+        "time of `segment()` per scene (reading excluded, room structure and normals included, after a warm-up call)._",
         "",
     ]
     for dataset, title in DATASET_TITLES.items():
@@ -220,8 +220,9 @@ def render_times(store: dict[str, Any]) -> str:
         "",
         "## Segmentation time per scene",
         "",
-        "Wall time of `Segmenter.segment()` per scene (reading excluded, one warm-up call per method "
-        "first so numba compilation is not counted), from",
+        "Wall time of `Segmenter.segment()` per scene (reading excluded; each method on its own copy of the "
+        "scan, so room structure and normals count for every method; one warm-up call per method first so "
+        "numba compilation is not counted), from",
         "",
         "```",
         "PYTHONPATH=. python bench/run_segmenters.py",
