@@ -18,10 +18,11 @@ is never used for training: a stage is only *scored* on the evaluation scans (`-
 
 from __future__ import annotations
 
+import abc
 import json
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -111,7 +112,7 @@ class FitResult:
         ]
 
 
-class Recipe:
+class Recipe(abc.ABC):
     """A paper's pipeline: presets of parameters and the stages they give.
 
     Subclasses set `name`, `summary`, `presets` (preset name -> nested parameter mapping; every
@@ -125,8 +126,9 @@ class Recipe:
     # sections whose keys are passed on as they are (see `resolve_parameters`)
     flat_sections: ClassVar[tuple[str, ...]] = ("pseudo.settings", "train.set", "finetune")
 
+    @abc.abstractmethod
     def stages(self, ctx: FitContext) -> list[Stage]:
-        raise NotImplementedError
+        """The stages of a run with these parameters and scans, in order (folder names unique)."""
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -246,8 +248,3 @@ def run_stages(recipe: Recipe, ctx: FitContext, preset: str) -> FitResult:
         tmp.replace(model)
     return FitResult(ctx.run, recipe.name, results, model)
 
-
-def training_scans_with_masks(scans: Sequence[Path], records: Sequence[Any]) -> list[Path]:
-    """The scans whose pseudo-labelling succeeded (a scan without masks cannot be trained on)."""
-    ok = {r.input for r in records if r.status != "failed"}
-    return [p for p in scans if str(p) in ok]
