@@ -30,7 +30,6 @@ from labelfree3d.segment import SEGMENTERS, make_segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_OSD = ["learn0.pcd", "learn1.pcd", "learn2.pcd"]  # the smallest learn clouds: 2 objects each
-METHODS = ("felzenszwalb", "plane_euclidean")
 
 
 def cli_env() -> dict[str, str]:
@@ -78,37 +77,39 @@ class CountSegmentCalls:
 
 
 # ---------------------------------------------------------------------- identical to sequential `segment`
+# (method, scan folders, scans segmented): felzenszwalb on every shared scan, plane_euclidean (the LiDAR
+# default) on the tabletops and the sweeps. The raw ScanNet scene and the VoteNet export of the same
+# scan are both named scene0000_00, so they go to separate output folders (one folder refuses the
+# second: see the name test below). Separate cases so that pytest-xdist spreads them.
+IDENTITY_CASES = {
+    "felzenszwalb-clouds": ("felzenszwalb", ["osd/learn", "scannet-votenet", "7scenes"], 45 + 14),
+    "felzenszwalb-raw": ("felzenszwalb", ["scannet/scene0000_00", "semantickitti"], 1 + 2),
+    "plane_euclidean": ("plane_euclidean", ["osd/learn", "semantickitti", "7scenes"], 45 + 2),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
-@pytest.mark.parametrize("method", METHODS)
-def test_two_workers_give_the_masks_of_sequential_segment_runs(method, data_dir, tmp_path):
-    """2 workers against `segment` in this process: felzenszwalb on every shared scan (OSD learn, the VoteNet
-    rooms, the raw ScanNet mesh, SemanticKITTI), plane_euclidean on the tabletops and the LiDAR sweeps.
-
-    The raw ScanNet scene and the VoteNet export of the same scan are both named scene0000_00, so
-    they go to separate output folders (one folder refuses the second: see the name test below).
-    """
-    groups = {"clouds": ["osd/learn", "scannet-votenet", "7scenes"], "raw": ["scannet/scene0000_00", "semantickitti"]}
-    counts = {"clouds": 45 + 14, "raw": 1 + 2}
-    if method == "plane_euclidean":  # the LiDAR default: the tabletops and the sweeps (the rooms go with felzenszwalb)
-        groups, counts = {"clouds": ["osd/learn", "semantickitti", "7scenes"]}, {"clouds": 45 + 2}
-    runs = {}
-    for group, folders in groups.items():
-        listing = tmp_path / f"{group}.txt"
-        listing.write_text("".join(f"{data_dir / f}\n" for f in folders))
-        runs[group] = pseudo_label(listing, method, tmp_path / group, workers=2)
-    for group, run in runs.items():
-        assert run.workers == 2 and run.threads_per_worker == 1
-        if group == "clouds":  # 7-Scenes is RGB-D frames without points: not segmentable, recorded, the others go on
-            assert [Path(r.input).name for r in run.failed] == ["7scenes"], [r.error for r in run.failed]
-            assert "fuse" in run.failed[0].error and "\n" not in run.failed[0].error
-        assert len(run.computed) == counts[group] and len(run.failed) == (group == "clouds")
-        assert len({r.entry["worker"] for r in run.computed}) == 2  # both worker processes took scans
-        for record in run.computed:
-            scene = read_scene(record.input)
-            expected = make_segmenter(method).segment(scene)
-            assert_same_masks(masks_of(tmp_path / group / record.output), expected, f"{method} on {record.input}")
-            assert record.scene == scene.name and record.masks == len(expected)
+@pytest.mark.parametrize("case", sorted(IDENTITY_CASES))
+def test_two_workers_give_the_masks_of_sequential_segment_runs(case, data_dir, tmp_path):
+    """2 worker processes give the masks of `segment()` in this process, scan for scan."""
+    method, folders, expected_count = IDENTITY_CASES[case]
+    listing = tmp_path / "scans.txt"
+    listing.write_text("".join(f"{data_dir / f}\n" for f in folders))
+    run = pseudo_label(listing, method, tmp_path / "out", workers=2)
+    assert run.workers == 2 and run.threads_per_worker == 1
+    if "7scenes" in folders:  # RGB-D frames without points: not segmentable, recorded, the others go on
+        assert [Path(r.input).name for r in run.failed] == ["7scenes"], [r.error for r in run.failed]
+        assert "fuse" in run.failed[0].error and "\n" not in run.failed[0].error
+    else:
+        assert not run.failed, [r.error for r in run.failed]
+    assert len(run.computed) == expected_count
+    assert len({r.entry["worker"] for r in run.computed}) == 2  # both worker processes took scans
+    for record in run.computed:
+        scene = read_scene(record.input)
+        expected = make_segmenter(method).segment(scene)
+        assert_same_masks(masks_of(tmp_path / "out" / record.output), expected, f"{method} on {record.input}")
+        assert record.scene == scene.name and record.masks == len(expected)
 
 
 @pytest.mark.slow
