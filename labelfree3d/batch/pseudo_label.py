@@ -31,6 +31,7 @@ is ever taken as done; outputs whose manifest entry was lost are found and skipp
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -570,7 +571,7 @@ def pseudo_label(
     known = {
         source: entry["output"] for source, entry in by_input.items() if entry.get("status") == "done" and entry.get("output")
     }
-    job = PseudoLabelJob(job.method, job.settings, job.parameters, job.output, job.input_format, job.version, job.force, known)
+    job = dataclasses.replace(job, known_outputs=known)
 
     def on_result(result: ScanResult) -> None:
         record = _record_result(result, job, claimed, by_input)
