@@ -109,3 +109,19 @@ def test_fps_small_clouds():
 def test_fps_rejects_absurd_arguments(kwargs):
     with pytest.raises(ParameterError):
         farthest_point_sampling(np.random.rand(10, 3), **kwargs)
+
+
+@pytest.mark.realdata
+def test_one_point_per_cell_thins_a_kinect_frame_to_one_point_per_occupied_cell(osd_dir):
+    from labelfree3d.geometry import one_point_per_cell, voxel_coordinates
+    from labelfree3d.io import read_scene
+
+    points = read_scene(osd_dir / "learn0.pcd").points
+    for rng in (None, np.random.default_rng(0)):
+        kept = one_point_per_cell(points, 0.005, rng)
+        cells = voxel_coordinates(points, 0.005)
+        assert np.all(np.diff(kept) > 0)
+        assert len(np.unique(cells[kept], axis=0)) == len(kept) == len(np.unique(cells, axis=0))
+        assert len(kept) < 0.6 * len(points)
+    assert not np.array_equal(one_point_per_cell(points, 0.005, np.random.default_rng(1)), one_point_per_cell(points, 0.005))
+    assert one_point_per_cell(points[:0], 0.01).shape == (0,)

@@ -85,3 +85,43 @@ def test_predictor_needs_the_model_input_features():
 
     with pytest.raises(InputError, match="needs colours"):
         Predictor(model).predict(bare)
+
+
+@pytest.mark.realdata
+def test_duplicate_suppression_keeps_one_copy_of_each_object(osd_dir):
+    from labelfree3d.io import read_scene
+    from labelfree3d.models.postprocess import suppress_duplicates
+
+    scene = read_scene(osd_dir / "learn24.pcd")
+    objects = InstanceMasks.from_labels(scene.gt.evaluated_ids())
+    assert len(objects) >= 2
+    # every object three times, the copies less confident and a few points short, as a briefly trained model predicts
+    copies = [objects.with_scores(np.full(len(objects), 0.9))]
+    for score, share in ((0.5, 0.9), (0.4, 0.8)):
+        trimmed = [objects[k][: int(share * objects[k].size)] for k in range(len(objects))]
+        copies.append(InstanceMasks.from_index_lists(trimmed, np.full(len(objects), score), scene.num_points))
+    kept = suppress_duplicates(InstanceMasks.concatenate(copies), iou=0.5)
+    assert len(kept) == len(objects) and np.all(kept.scores == 0.9)
+    assert len(suppress_duplicates(InstanceMasks.concatenate(copies), iou=0.95)) == 3 * len(objects)  # IoUs 0.8-0.9
+    with pytest.raises(ParameterError, match="nms_iou"):
+        PredictConfig(nms_iou=0.0)
+
+
+@pytest.mark.realdata
+def test_a_model_that_removes_structure_never_masks_the_table(osd_dir):
+    from labelfree3d.io import read_scene
+    from labelfree3d.segment.structure import scene_structure
+
+    torch.manual_seed(0)
+    spec = _learning.tiny_spec(voxel_size=0.02)
+    spec["input"]["structure"] = "remove"
+    model = build_model(spec).eval()
+    scene = read_scene(osd_dir / "learn24.pcd")
+    rest = scene_structure(scene).rest
+    assert 0.05 < rest.mean() < 0.5  # a table, a floor and a wall around a few objects
+    # a threshold so low that every query covers everything the model sees
+    masks = Predictor(model, PredictConfig(mask_threshold=1e-6)).predict(scene)
+    assert len(masks) > 0 and masks.num_points == scene.num_points
+    np.testing.assert_array_equal(masks.coverage() > 0, rest)
+    with pytest.raises(ParameterError, match="input.structure"):
+        build_model({**spec, "input": {**spec["input"], "structure": "crop"}})

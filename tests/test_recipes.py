@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # a smoke configuration: the fast training-free method, a tiny model on 3 cm voxels, a few steps
 SMOKE = [
     "pseudo.method=felzenszwalb",
+    "m0_min_score=0.0",  # NCut's threshold means nothing for Felzenszwalb's scores
     "train.set.model.input.voxel_size=0.03",
     "train.set.model.decoder.num_queries=12",
     "train.set.model.decoder.num_decoders=1",
@@ -75,8 +76,8 @@ def test_mask_addition_keeps_m0_and_adds_only_new_confident_masks(osd_dir):
 
 def test_recipe_parameters_are_validated():
     recipe = make_recipe("unscene3d")
-    params = resolve_parameters(recipe, "small", settings_of(["cycles=3", "train.set.optim.lr=0.002", "pseudo.settings.tau_cut=0.6"]))
-    assert params["cycles"] == 3 and params["train"]["set"]["optim.lr"] == 0.002
+    params = resolve_parameters(recipe, "small", settings_of(["cycles=3", "train.set.optim.lr=2e-3", "pseudo.settings.tau_cut=0.6"]))
+    assert params["cycles"] == 3 and params["train"]["set"]["optim.lr"] == 0.002  # 2e-3 is a float, not YAML 1.1's string
     assert params["pseudo"]["settings"] == {"tau_cut": 0.6}
     assert resolve_parameters(recipe, "paper", None)["cycles"] == 4  # UnScene3D §4: four training cycles
     for bad in (["cycle=3"], ["train.lr=1"]):
@@ -87,6 +88,34 @@ def test_recipe_parameters_are_validated():
     with pytest.raises(ParameterError, match="unknown recipe"):
         make_recipe("cutler")
     assert "unscene3d" in RECIPES
+
+
+def test_every_paper_has_a_recipe_with_both_presets():
+    assert sorted(RECIPES) == ["freepoint", "segment3d", "unscene3d"]
+    for name in RECIPES:
+        recipe = make_recipe(name)
+        assert set(recipe.presets) == {"small", "paper"}
+    freepoint = resolve_parameters(make_recipe("freepoint"), "small", settings_of(["step1.set.optim.lr=3e-3", "pseudo.settings.k1=6"]))
+    assert freepoint["step1"]["set"]["optim.lr"] == 0.003 and freepoint["pseudo"]["settings"] == {"k1": 6}
+    segment3d = resolve_parameters(make_recipe("segment3d"), "paper", settings_of(["confidence=0.7"]))
+    assert segment3d["confidence"] == 0.7 and segment3d["frame_stride"] == 25  # Segment3D §4.1: every 25th frame
+
+
+@pytest.mark.realdata
+def test_segment3d_keeps_confident_masks_and_splits_merged_ones(osd_dir):
+    from labelfree3d.recipes.segment3d import confident_masks
+
+    scene = read_scene(osd_dir / "learn38.pcd")
+    objects = InstanceMasks.from_labels(scene.gt.evaluated_ids())
+    assert len(objects) >= 3
+    merged = np.concatenate([objects[0], objects[1]])  # two separate objects predicted as one confident mask
+    predicted = InstanceMasks.from_index_lists([merged, objects[2]], np.array([0.9, 0.3]), scene.num_points)
+    kept = confident_masks(predicted, scene.points, confidence=0.5, eps=0.05, min_samples=5)
+    assert len(kept) >= 2 and np.all(kept.scores == 0.9)  # the unsure mask is gone, the merged one split
+    for k in range(len(kept)):
+        inside = np.isin(kept[k], objects[0]).mean(), np.isin(kept[k], objects[1]).mean()
+        assert max(inside) > 0.99
+    assert len(confident_masks(predicted, scene.points, confidence=0.95, eps=0.05, min_samples=5)) == 0
 
 
 # ---------------------------------------------------------------------- end to end
@@ -160,4 +189,58 @@ def test_fit_killed_while_pseudo_labelling_and_while_training_resumes_and_finish
     assert len(manifest["scans"]) == 6 and manifest["runs"][-1]["cached"] + manifest["runs"][-1]["computed"] == 6
     first = json.loads((run / "01_cycle1_train" / "done.json").read_text())
     assert first["summary"]["steps"] == 8 and (run / "04_cycle2_train" / "done.json").is_file()
+    assert (run / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_freepoint_trains_step1_on_low_sigma_masks_then_step2_on_high_sigma_masks(osd_split, tmp_path):
+    train, held_out = osd_split
+    run = tmp_path / "run"
+    tiny = [f"{step}.set.{key}" for step in ("step1", "step2") for key in
+            ("model.input.voxel_size=0.03", "model.decoder.num_queries=12", "model.decoder.num_decoders=1")]  # fmt: skip
+    steps = ["step1.set.optim.max_steps=3", "step2.set.optim.max_steps=2"]
+    result = fit("freepoint", train, run, settings=settings_of(tiny + steps), eval_data=held_out, workers=1, device="cpu",
+                 log=lambda line: None)  # fmt: skip
+    assert [s.name for s in result.stages] == ["00_pseudo_low", "01_pseudo_high", "02_step1_train", "03_step2_train"]
+    assert all(set(s.scores) == {"ap", "ap50", "ap25"} for s in result.stages)
+    low, high = (result.stages[k].summary["masks_per_scan"] for k in (0, 1))
+    assert low >= high  # sigma_high cuts fewer edges: fewer, larger masks
+    step2 = (run / "03_step2_train" / "config.yaml").read_text()
+    assert "02_step1_train/model.safetensors" in step2 and "01_pseudo_high" in step2
+    assert "mean_weight: 1.0" in step2 and "box_weight: 1.0" in step2  # Eq. 7's weak losses are on
+    assert result.stages[3].summary["steps"] == 2 and (run / "model.safetensors").is_file()
+    # the run's report: the stage table, every training stage's losses, the final model's scans
+    page = tmp_path / "report.html"
+    assert main(["report", str(run), "-o", str(page), "--thumbnails", "0"]) == 0
+    text = page.read_text()
+    assert all(name in text for name in ("00_pseudo_low", "03_step2_train", "02_step1_train: losses", "learn1"))
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_segment3d_stage1_on_kinect_frames_and_7scenes_frames_then_stage2_on_full_scans(osd_dir, sevenscenes_dir, tmp_path):
+    run = tmp_path / "run"
+    data = [osd_dir / "learn0.pcd", osd_dir / "learn2.pcd", sevenscenes_dir]
+    tiny = [f"{stage}.set.{key}" for stage in ("stage1", "stage2") for key in
+            ("model.input.voxel_size=0.05", "model.decoder.num_queries=12", "model.decoder.num_decoders=1")]  # fmt: skip
+    # an untrained model is unsure of everything: a low mask threshold and tau_c let stage 2 see masks
+    settings = [*tiny, "stage1.set.optim.max_steps=3", "stage2.set.optim.max_steps=2", "frame_stride=50",
+                "stage1.set.predict.mask_threshold=1e-6", "confidence=0.0"]  # fmt: skip
+    result = fit("segment3d", data, run, settings=settings_of(settings), workers=1, device="cpu", log=lambda line: None)
+    assert [s.name for s in result.stages] == ["00_frames", "01_stage1_train", "02_stage2_predict", "03_stage2_masks",
+                                               "04_stage2_train"]  # fmt: skip
+    frames = result.stages[0].summary
+    # two Kinect clouds are their own frames; 100 7-Scenes frames at stride 50 give two partial clouds
+    assert frames["frames"] == 4 and frames["masks_per_frame"] > 1
+    partial = sorted(p.name for p in (run / "00_frames" / "frames").glob("*.ply"))
+    assert len(partial) == 2 and all(p.startswith("7scenes_frame-") for p in partial)
+    fused = run / "00_frames" / "scans" / "7scenes.ply"
+    assert fused.is_file() and read_scene(fused).is_mesh  # stage 2's full scan of the sequence: its TSDF mesh
+    assert sorted(Path(p).name for p in frames["full_scans"]) == ["7scenes.ply", "learn0.pcd", "learn2.pcd"]
+    for scan in frames["scans"]:
+        masks, _ = read_predictions(run / "00_frames" / "masks" / f"{Path(scan).stem}.npz")
+        assert masks.num_points == read_scene(scan).num_points and not masks.is_overlapping  # one mask per point
+    stage2 = (run / "04_stage2_train" / "config.yaml").read_text()
+    assert "objectness_loss: false" in stage2 and "01_stage1_train/model.safetensors" in stage2
     assert (run / "model.safetensors").is_file()

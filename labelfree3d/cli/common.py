@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +51,21 @@ def _to_builtin(value: Any) -> Any:
 console = _Consoles()
 
 
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _scalar(raw: str) -> Any:
+    """One `--set` value as YAML reads it, with `3e-3` a float (YAML 1.1 reads it as a string)."""
+    import yaml
+
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
-    """Parse repeated `--set key=value` options; values are read as YAML scalars (1, 0.5, true, a,b)."""
+    """Parse repeated `--set key=value` options; values are read as YAML scalars (1, 0.5, 3e-3, true, a,b)."""
     import yaml
 
     settings: dict[str, Any] = {}
@@ -63,11 +77,11 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
         if not key:
             raise ParameterError(f"--set expects key=value, got {pair!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = _scalar(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         if isinstance(value, str) and "," in value:
-            value = [yaml.safe_load(v) for v in value.split(",")]
+            value = [_scalar(v) for v in value.split(",")]
         settings[key] = value
     return settings
 

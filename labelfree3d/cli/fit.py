@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -14,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def fit(
         data: Path = typer.Argument(..., help="Training scans: a folder, a scan list (.txt) or a scan."),
-        recipe: str = typer.Option(..., "--recipe", "-r", help="unscene3d (docs/recipes.md)."),
+        recipe: str = typer.Option(..., "--recipe", "-r", help="unscene3d, freepoint or segment3d (docs/recipes.md)."),
         run: Path = typer.Option(..., "--output", "-o", help="Run folder; the same command again resumes it."),
         preset: str = typer.Option("small", "--preset", help="small (compact model, CPU) or paper (the paper's sizes, GPUs)."),
         settings: list[str] = typer.Option(None, "--set", help="Recipe parameter key=value, e.g. cycles=3 or train.set.optim.max_steps=50."),
@@ -29,6 +30,8 @@ def register(app: typer.Typer) -> None:
             recipe, data, run, preset=preset, settings=parse_settings(settings), eval_data=eval_data, workers=workers,
             device=device, progress=console.error, log=console.err,
         )  # fmt: skip
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun the table is rank 0's
         table = Table(title=f"{recipe} ({preset}) in {run}")
         for column in ("stage", "what", "AP", "AP50", "AP25", "seconds"):
             table.add_column(column, justify="left" if column in ("stage", "what") else "right")

@@ -30,7 +30,7 @@ from labelfree3d.geometry.superpoints import (
     point_edge_weights,
     scannet_edge_weights,
 )
-from labelfree3d.geometry.voxel import VoxelGrid, voxel_coordinates, voxel_downsample
+from labelfree3d.geometry.voxel import VoxelGrid, one_point_per_cell, voxel_coordinates, voxel_downsample
 
 __all__ = [
     "CEILING",
@@ -67,6 +67,7 @@ __all__ = [
     "scannet_edge_weights",
     "surface_noise",
     "unique_undirected_edges",
+    "one_point_per_cell",
     "voxel_coordinates",
     "voxel_downsample",
 ]

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from labelfree3d.errors import ParameterError
 from labelfree3d.geometry._checks import as_features, as_points, as_vector3, positive_float
 
-__all__ = ["VoxelGrid", "voxel_coordinates", "voxel_downsample"]
+__all__ = ["VoxelGrid", "voxel_coordinates", "voxel_downsample", "one_point_per_cell"]
 
 # UnScene3D and Segment3D voxelise ScanNet at 2 cm before their sparse 3D networks
 DEFAULT_VOXEL_SIZE = 0.02
@@ -56,6 +56,36 @@ def voxel_coordinates(points: Any, voxel_size: float, origin: Any = None) -> np.
     return scaled.astype(np.int64)
 
 
+def _cell_keys(coords: np.ndarray) -> np.ndarray:
+    """(N,) one int64 key per integer cell (row-major), or the (N, 3) coordinates when the grid is too large for one."""
+    low = coords.min(axis=0)
+    extent = coords.max(axis=0) - low + 1
+    if float(np.prod(extent.astype(np.float64))) < 2**62:
+        return ((coords[:, 0] - low[0]) * extent[1] + (coords[:, 1] - low[1])) * extent[2] + (coords[:, 2] - low[2])
+    return coords
+
+
+def one_point_per_cell(points: Any, cell_size: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices of one point per occupied cubic cell: a cheap uniform thinning of dense scans.
+
+    Args:
+        points: (N, 3) coordinates in metres.
+        cell_size: cell edge in metres.
+        rng: picks a random point of each cell; None takes each cell's first point.
+
+    Returns:
+        (M,) sorted int64 indices into `points`, M the number of occupied cells.
+    """
+    cell_size = positive_float(cell_size, "cell_size")
+    if np.shape(points) == (0, 3):
+        return np.zeros(0, dtype=np.int64)
+    points = as_points(points)
+    order = np.arange(points.shape[0]) if rng is None else rng.permutation(points.shape[0])
+    keys = _cell_keys(voxel_coordinates(points[order], cell_size))
+    _, first = np.unique(keys, axis=0 if keys.ndim == 2 else None, return_index=True)
+    return np.sort(order[first]).astype(np.int64)
+
+
 def voxel_downsample(
     points: Any, voxel_size: float = DEFAULT_VOXEL_SIZE, features: Any = None, origin: Any = None
 ) -> VoxelGrid:
@@ -75,14 +105,9 @@ def voxel_downsample(
     points = as_points(points)
     n = points.shape[0]
     coords = voxel_coordinates(points, voxel_size, origin)
-    low = coords.min(axis=0)
-    extent = coords.max(axis=0) - low + 1
-    if float(np.prod(extent.astype(np.float64))) < 2**62:
-        # one int64 key per voxel (row-major in x, y, z) makes np.unique 1-D and several times faster
-        keys = ((coords[:, 0] - low[0]) * extent[1] + (coords[:, 1] - low[1])) * extent[2] + (coords[:, 2] - low[2])
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    else:
-        _, first, inverse = np.unique(coords, axis=0, return_index=True, return_inverse=True)
+    # one int64 key per voxel (row-major in x, y, z) makes np.unique 1-D and several times faster
+    keys = _cell_keys(coords)
+    _, first, inverse = np.unique(keys, axis=0 if keys.ndim == 2 else None, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1).astype(np.int64)
     m = first.shape[0]
     counts = np.bincount(inverse, minlength=m)

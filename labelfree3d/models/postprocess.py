@@ -4,6 +4,9 @@
    (Felzenszwalb superpoints) that it covers by majority, so mask borders follow the geometry.
 2. DBSCAN split: a mask whose points form spatially separate groups is split into one mask per
    group (Segment3D App. A uses it to split erroneously merged instances).
+3. Duplicate suppression (greedy mask NMS): not in the papers, whose models train until every
+   object has one confident query; a briefly trained model still sends several queries to the
+   same object, and every copy after the first counts as a false positive.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from labelfree3d.errors import ParameterError
 from labelfree3d.models._params import check_fraction, check_int, check_positive
 from labelfree3d.structures import InstanceMasks, Scene
 
-__all__ = ["scene_superpoints", "smooth_with_superpoints", "split_disconnected"]
+__all__ = ["scene_superpoints", "smooth_with_superpoints", "split_disconnected", "suppress_duplicates"]
 
 
 def scene_superpoints(scene: Scene) -> np.ndarray:
@@ -97,3 +100,28 @@ def split_disconnected(masks: InstanceMasks, points: np.ndarray, eps: float, min
     if not parts:
         return InstanceMasks.empty(masks.num_points)
     return InstanceMasks.from_index_lists(parts, np.asarray(scores), masks.num_points)
+
+
+def suppress_duplicates(masks: InstanceMasks, iou: float) -> InstanceMasks:
+    """Greedy mask NMS: visiting masks by decreasing score, drop one whose IoU with a kept mask is >= `iou`.
+
+    Args:
+        masks: K masks over N points.
+        iou: IoU (in (0, 1]) at which a less confident mask is a duplicate.
+
+    Returns:
+        The kept masks, most confident first.
+    """
+    iou = check_fraction(iou, "nms_iou", open_low=True)
+    masks = masks.sorted_by_score()
+    if len(masks) < 2:
+        return masks
+    matrix = masks.to_sparse().astype(np.float32)
+    intersection = (matrix @ matrix.T).toarray()
+    sizes = masks.sizes.astype(np.float64)
+    overlap = intersection / np.maximum(sizes[:, None] + sizes[None, :] - intersection, 1)
+    kept: list[int] = []
+    for k in range(len(masks)):
+        if not kept or overlap[k, kept].max() < iou:
+            kept.append(k)
+    return masks.select(np.asarray(kept, dtype=np.int64))

@@ -18,8 +18,13 @@ import scipy.sparse as sp
 
 from labelfree3d.errors import ParameterError
 from labelfree3d.models._params import check_fraction, check_int, check_positive
-from labelfree3d.models.postprocess import scene_superpoints, smooth_with_superpoints, split_disconnected
-from labelfree3d.models.voxelize import VoxelizedScene, collate, point_features, voxelize
+from labelfree3d.models.postprocess import (
+    scene_superpoints,
+    smooth_with_superpoints,
+    split_disconnected,
+    suppress_duplicates,
+)
+from labelfree3d.models.voxelize import VoxelizedScene, collate, model_points, point_features, voxelize
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = ["PredictConfig", "Predictor", "masks_from_logits", "merge_tile_masks"]
@@ -42,6 +47,9 @@ class PredictConfig:
             could not have linked.
         dbscan_min_points: DBSCAN min_samples (1: connected components at radius eps).
         split_min_points: DBSCAN clusters with fewer points are dropped.
+        nms_iou: drop a mask whose IoU with a more confident one reaches this (greedy mask NMS,
+            `suppress_duplicates`); None: keep duplicates (the papers' models, trained long
+            enough that one query owns each object).
         max_voxels: scans with more voxels are processed in tiles (None: never tile).
         tile_size: tile edge in metres along the two longest horizontal axes.
         tile_overlap: overlap of neighbouring tiles in metres.
@@ -58,6 +66,7 @@ class PredictConfig:
     dbscan_eps: float = 0.1
     dbscan_min_points: int = 1
     split_min_points: int = 1
+    nms_iou: float | None = None
     max_voxels: int | None = None
     tile_size: float = 4.0
     tile_overlap: float = 0.5
@@ -74,6 +83,8 @@ class PredictConfig:
         check_positive(self.dbscan_eps, "predict.dbscan_eps")
         check_int(self.dbscan_min_points, "predict.dbscan_min_points", 1)
         check_int(self.split_min_points, "predict.split_min_points", 1)
+        if self.nms_iou is not None:
+            check_fraction(self.nms_iou, "predict.nms_iou", open_low=True)
         if self.max_voxels is not None:
             check_int(self.max_voxels, "predict.max_voxels", 1)
         check_positive(self.tile_size, "predict.tile_size")
@@ -202,7 +213,19 @@ class Predictor:
         return masks_from_logits(mask_logits, objectness, voxels, self.config.mask_threshold)
 
     def predict(self, scene: Scene) -> InstanceMasks:
-        """Full-resolution masks of `scene` with confidences, post-processed and filtered."""
+        """Full-resolution masks of `scene` with confidences, post-processed and filtered.
+
+        A model whose input cuts the structure away (`InputSpec.structure` "remove") sees the
+        rest of the scan only; its masks never cover structure points.
+        """
+        seen = model_points(scene, self.model.input_spec)
+        if seen is None:
+            return self._predict_seen(scene)
+        if seen.shape[0] == 0:
+            return InstanceMasks.empty(scene.num_points)
+        return self._predict_seen(scene.subset(seen)).expand(seen, scene.num_points)
+
+    def _predict_seen(self, scene: Scene) -> InstanceMasks:
         config = self.config
         voxels = self.voxelize(scene)
         if config.max_voxels is not None and voxels.num_voxels > config.max_voxels:
@@ -215,6 +238,8 @@ class Predictor:
         if config.dbscan_split and len(masks):
             masks = split_disconnected(masks, scene.points, config.dbscan_eps, config.dbscan_min_points, config.split_min_points)
         masks = masks.filter(min_points=config.min_points, min_score=config.score_threshold).sorted_by_score()
+        if config.nms_iou is not None:
+            masks = suppress_duplicates(masks, config.nms_iou)
         if config.max_masks is not None and len(masks) > config.max_masks:
             masks = masks.select(np.arange(config.max_masks))
         return masks

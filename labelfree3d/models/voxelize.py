@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # torch is imported lazily: voxelisation itself is numpy-only
 __all__ = [
     "INPUT_FEATURES",
     "InputSpec",
+    "model_points",
     "point_features",
     "VoxelizedScene",
     "voxelize",
@@ -38,6 +39,8 @@ __all__ = [
 
 # per-point input channels a model can ask for, with their channel counts
 INPUT_FEATURES = {"color": 3, "normal": 3, "xyz": 3, "ones": 1}
+
+STRUCTURE_MODES = ("keep", "remove")
 
 # the sparse UNet halves the grid four times; padding the grid to a multiple of 2**4 keeps every
 # voxel inside the spatial shape of every level (a stride-2 conv on an odd extent would drop the last row)
@@ -53,10 +56,16 @@ class InputSpec:
         features: names from `INPUT_FEATURES`: "color" (RGB mapped to [-1, 1]), "normal" (unit
             normals), "xyz" (coordinates relative to the scan's bounding-box centre, metres),
             "ones" (a constant, for geometry-only models). Mask3D-style models use colour only.
+        structure: "keep" feeds the whole scan; "remove" cuts the scan's structure (floor,
+            walls, ceiling, table top: `labelfree3d.segment.structure.scene_structure`) away
+            before the model sees it, in training and at inference, so masks never cover it.
+            The papers' models see whole scans; FreePoint removes planes before its pseudo
+            masks, and every training-free method here segments the rest only.
     """
 
     voxel_size: float = 0.02
     features: tuple[str, ...] = ("color",)
+    structure: str = "keep"
 
     def __post_init__(self) -> None:
         check_positive(self.voxel_size, "input.voxel_size")
@@ -69,6 +78,8 @@ class InputSpec:
         if len(set(features)) != len(features):
             raise ParameterError(f"input.features lists a feature twice: {list(features)}")
         object.__setattr__(self, "features", features)
+        if self.structure not in STRUCTURE_MODES:
+            raise ParameterError(f"input.structure must be one of {', '.join(STRUCTURE_MODES)}, got {self.structure!r}")
 
     @property
     def channels(self) -> int:
@@ -113,6 +124,15 @@ def point_features(
         else:
             raise ParameterError(f"unknown input feature {name!r}; valid: {', '.join(INPUT_FEATURES)}")
     return np.concatenate(columns, axis=1).astype(np.float32, copy=False)
+
+
+def model_points(scene: Scene, spec: InputSpec) -> np.ndarray | None:
+    """(M,) indices of the points the model sees under `spec.structure`; None: every point."""
+    if spec.structure == "keep":
+        return None
+    from labelfree3d.segment.structure import scene_structure  # cached per scene object
+
+    return np.flatnonzero(scene_structure(scene).rest)
 
 
 @dataclass(eq=False)

@@ -2,7 +2,7 @@
 
 `fit(recipe, data, run, preset="small", settings=None, eval_data=None)` runs a recipe from a
 folder of unlabelled scans to `RUN/model.safetensors`, resuming a killed run at the stage it was
-in (`labelfree3d.recipes.base`). Today: `unscene3d`; FreePoint and Segment3D follow.
+in (`labelfree3d.recipes.base`): `unscene3d`, `freepoint`, `segment3d`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from typing import Any
 
 from labelfree3d.errors import ParameterError
 from labelfree3d.recipes.base import FitContext, FitResult, Recipe, StageResult, resolve_parameters, run_stages
+from labelfree3d.recipes.freepoint import FreePointRecipe
+from labelfree3d.recipes.segment3d import Segment3DRecipe
 from labelfree3d.recipes.unscene3d import UnScene3DRecipe
 
 __all__ = ["RECIPES", "Recipe", "FitContext", "FitResult", "StageResult", "fit", "make_recipe"]
 
-RECIPES: dict[str, type[Recipe]] = {recipe.name: recipe for recipe in (UnScene3DRecipe,)}
+RECIPES: dict[str, type[Recipe]] = {recipe.name: recipe for recipe in (UnScene3DRecipe, FreePointRecipe, Segment3DRecipe)}
 
 
 def make_recipe(name: str) -> Recipe:
@@ -48,7 +50,7 @@ def fit(
     """Run (or resume) a recipe: unlabelled scans `data` -> `run/model.safetensors`.
 
     Args:
-        recipe: registered name ("unscene3d").
+        recipe: registered name ("unscene3d", "freepoint", "segment3d").
         data: training scans: a folder, a list file, a pattern or a sequence (`list_scans`).
         run: the run folder; re-running with the same arguments resumes it.
         preset: "small" (a compact model for CPUs) or "paper" (the papers' sizes and schedules).

@@ -14,12 +14,17 @@ run folder:
 Re-running the same command skips stages with a `done.json`; the stage that was killed resumes
 inside itself (pseudo-labelling from its cache, training from its last checkpoint). Ground truth
 is never used for training: a stage is only *scored* on the evaluation scans (`--eval`).
+
+Under `torchrun` (WORLD_SIZE > 1) every process runs `fit`: the training stages run on all of
+them (DistributedDataParallel, `labelfree3d.train`), every other stage, the scoring and every
+file of the run folder on rank 0 alone; the other ranks wait for the stage's `done.json`.
 """
 
 from __future__ import annotations
 
 import abc
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -160,7 +165,7 @@ def resolve_parameters(recipe: Recipe, preset: str, settings: Mapping[str, Any] 
     if preset not in recipe.presets:
         raise ParameterError(f"recipe {recipe.name} has no preset {preset!r}; presets: {', '.join(recipe.presets)}")
     values = copy.deepcopy(recipe.presets[preset])
-    known = {k for k in _flatten(values) if not any(k.startswith(f"{s}.") for s in recipe.flat_sections)}
+    known = {k for k in _flatten(values) if not any(k == s or k.startswith(f"{s}.") for s in recipe.flat_sections)}
     for key, value in (settings or {}).items():
         section = next((s for s in recipe.flat_sections if key.startswith(f"{s}.")), None)
         if section is not None:
@@ -202,9 +207,20 @@ def _check_run_folder(run: Path, description: dict[str, Any]) -> None:
     _write_json(recipe_file, description)
 
 
+def _wait_for(path: Path, what: str, timeout: float = 7 * 24 * 3600.0) -> None:
+    """Block until rank 0 has written `path` (a rank other than 0 under torchrun)."""
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            raise InputError(f"rank 0 did not finish {what} in time", path)
+        time.sleep(1.0)
+
+
 def run_stages(recipe: Recipe, ctx: FitContext, preset: str) -> FitResult:
     """Run (or resume) every stage of `recipe` in `ctx.run`; see the module docstring for the layout."""
     import labelfree3d
+
+    rank = int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
     description = {
         "recipe": recipe.name,
@@ -214,7 +230,10 @@ def run_stages(recipe: Recipe, ctx: FitContext, preset: str) -> FitResult:
         "eval_scans": [str(p) for p in ctx.eval_scans],
         "version": labelfree3d.__version__,
     }
-    _check_run_folder(ctx.run, description)
+    if rank == 0:
+        _check_run_folder(ctx.run, description)
+    else:
+        _wait_for(ctx.run / RECIPE_FILE, "starting the run")
     stages = recipe.stages(ctx)
     results: list[StageResult] = []
     final_model: Path | None = None
@@ -225,6 +244,12 @@ def run_stages(recipe: Recipe, ctx: FitContext, preset: str) -> FitResult:
             stored = json.loads(done.read_text(encoding="utf-8"))
             result = StageResult(stage.name, stage.description, stored["summary"], stored.get("scores", {}), stored.get("seconds", 0.0), True)
             ctx.log(f"[{number + 1}/{len(stages)}] {stage.name}: done earlier, skipped")
+        elif rank != 0:
+            if stage.model:  # training: every rank takes part
+                stage.run(ctx, folder)
+            _wait_for(done, stage.name)
+            stored = json.loads(done.read_text(encoding="utf-8"))
+            result = StageResult(stage.name, stage.description, stored["summary"], stored.get("scores", {}), stored.get("seconds", 0.0))
         else:
             ctx.log(f"[{number + 1}/{len(stages)}] {stage.name}: {stage.description}")
             folder.mkdir(parents=True, exist_ok=True)
@@ -234,14 +259,15 @@ def run_stages(recipe: Recipe, ctx: FitContext, preset: str) -> FitResult:
             seconds = time.perf_counter() - started
             _write_json(done, {"stage": stage.name, "description": stage.description, "summary": summary, "scores": scores, "seconds": seconds})
             result = StageResult(stage.name, stage.description, summary, scores, seconds)
-        if result.scores:
+        if result.scores and rank == 0:
             ctx.log("    " + "  ".join(f"{k.upper()} {100 * result.scores[k]:.1f}" for k in ("ap", "ap50", "ap25") if k in result.scores))
         results.append(result)
         if stage.model:
             final_model = folder / MODEL_FILE
-        _write_json(ctx.run / METRICS_FILE, {"recipe": recipe.name, "stages": [r.__dict__ for r in results]})
+        if rank == 0:
+            _write_json(ctx.run / METRICS_FILE, {"recipe": recipe.name, "stages": [r.__dict__ for r in results]})
     model = None
-    if final_model is not None and final_model.is_file():
+    if final_model is not None and final_model.is_file() and rank == 0:
         model = ctx.run / MODEL_FILE
         tmp = model.with_name(f".{model.name}.tmp")
         shutil.copyfile(final_model, tmp)

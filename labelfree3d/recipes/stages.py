@@ -12,10 +12,139 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labelfree3d.errors import InputError
-from labelfree3d.recipes.base import MODEL_FILE, FitContext
+import numpy as np
 
-__all__ = ["pseudo_label_stage", "train_stage", "predict_stage", "score_folder", "score_method", "score_model"]
+from labelfree3d.errors import InputError
+from labelfree3d.recipes.base import MODEL_FILE, FitContext, Stage
+
+__all__ = [
+    "SMALL_MODEL",
+    "SMALL_TRAINING",
+    "pseudo_label_stage",
+    "train_stage",
+    "predict_stage",
+    "score_folder",
+    "score_method",
+    "score_model",
+    "scan_voxel_size",
+    "make_pseudo_stage",
+    "make_train_stage",
+    "trained_scans",
+    "keep_confident",
+    "CONFIDENT",
+]
+
+CONFIDENT = "confident"  # a pseudo stage's sub-folder of the masks scored above the recipe's threshold
+
+# the trainer's settings of every recipe's "small" preset: a compact model that trains on 2 CPU cores
+SMALL_MODEL = {
+    "model.backbone.init_dim": 16,
+    "model.backbone.planes": [16, 32, 64, 64, 64, 64, 32, 32],
+    "model.backbone.layers": [1, 1, 1, 1, 1, 1, 1, 1],
+    "model.decoder.hidden_dim": 64,
+    "model.decoder.num_queries": 40,
+    "model.decoder.num_heads": 4,
+    "model.decoder.dim_feedforward": 128,
+    "model.decoder.num_decoders": 2,
+    "model.decoder.attention_sample_sizes": [100, 400, 1600, 6400],
+}
+
+# ... and its input and schedule, chosen on the OSD selection split (train learn0-22 even, score
+# learn24-44 even; docs/recipes.md): the structure cut away (a model trained on ground truth went
+# from 6.0 / 8.9 / 18.5 to 21.9 / 49.5 / 76.0 AP / AP50 / AP25), colour + position, batch-norm
+# statistics that follow a short schedule, duplicate masks suppressed, checkpoints often enough
+# that a killed run loses little
+SMALL_TRAINING = {
+    "model.input.features": ["color", "xyz"],
+    "model.input.structure": "remove",
+    "model.backbone.bn_momentum": 0.1,
+    "optim.max_steps": 1500,
+    "optim.batch_size": 2,
+    "optim.lr": 3e-3,
+    "checkpoint_every": 100,
+    "log_every": 10,
+    "cpu_threads": 2,
+    "loss.sample_points": 4000,
+    "predict.max_masks": 40,
+    "predict.nms_iou": 0.5,
+}
+
+
+def scan_voxel_size(ctx: FitContext, rooms: float, tabletop: float) -> float:
+    """`tabletop` for tabletop frames (objects of a few cm), `rooms` otherwise, by the first training scan's kind."""
+    from labelfree3d.io import read_scene
+    from labelfree3d.segment.structure import scan_kind
+
+    return tabletop if scan_kind(read_scene(ctx.scans[0])) == "tabletop_frame" else rooms
+
+
+def trained_scans(stage: Path) -> list[str]:
+    """The scans a finished stage lists in its summary ("scans"): those a pseudo-labelling stage gave masks for."""
+    import json
+
+    return json.loads((stage / "done.json").read_text(encoding="utf-8"))["summary"]["scans"]
+
+
+def keep_confident(folder: Path, output: Path, min_score: float) -> dict[str, int]:
+    """Copy every `folder/<scene>.npz` to `output`, keeping the masks scored >= `min_score`.
+
+    Returns:
+        {"masks": masks read, "kept": masks written}.
+    """
+    from labelfree3d.io import read_predictions, write_predictions
+
+    output.mkdir(parents=True, exist_ok=True)
+    counts = {"masks": 0, "kept": 0}
+    for path in sorted(folder.glob("*.npz")):
+        masks, info = read_predictions(path)
+        kept = masks.select(np.flatnonzero(masks.scores >= min_score))
+        write_predictions(kept, output / path.name, scene_name=info.get("scene_name") or path.stem,
+                          method=f"{info.get('method') or 'masks'}:score>={min_score}")  # fmt: skip
+        counts["masks"] += len(masks)
+        counts["kept"] += len(kept)
+    return counts
+
+
+def make_pseudo_stage(
+    name: str, description: str, method: str, settings: Mapping[str, Any], min_score: float | None = None
+) -> Stage:
+    """A stage that pseudo-labels the training scans with `method` and is scored by the same method on the eval scans.
+
+    With `min_score`, the masks scored at least that much are also written to `<folder>/confident/`
+    (the sparse, reliable set a recipe trains on); scoring always uses every mask.
+    """
+
+    def run(ctx: FitContext, folder: Path) -> dict[str, Any]:
+        summary = pseudo_label_stage(ctx, folder, ctx.scans, method, settings)
+        if min_score is not None:
+            counts = keep_confident(folder, folder / CONFIDENT, min_score)
+            summary.update({"min_score": min_score, "confident_masks": counts["kept"], "all_masks": counts["masks"]})
+        return summary
+
+    def score(ctx: FitContext, folder: Path, _summary: dict[str, Any]) -> dict[str, float]:
+        return score_method(ctx, folder, method, settings)
+
+    return Stage(name, description, run, score=score)
+
+
+def make_train_stage(
+    name: str,
+    description: str,
+    scans_from: Path,
+    targets: Path,
+    train: Mapping[str, Any],
+    init_from: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Stage:
+    """A stage that trains on the scans a finished stage `scans_from` lists with the masks in `targets`; scored by its model."""
+
+    def run(ctx: FitContext, folder: Path) -> dict[str, Any]:
+        return train_stage(ctx, folder, trained_scans(scans_from), targets, train, init_from=init_from, overrides=overrides)
+
+    def score(ctx: FitContext, folder: Path, _summary: dict[str, Any]) -> dict[str, float]:
+        return score_model(ctx, folder, folder / MODEL_FILE)
+
+    return Stage(name, description, run, score=score, model=True)
 
 
 def _failed_lines(records: Sequence[Any]) -> list[str]:

@@ -2,7 +2,10 @@
 
 Stages (docs/recipes.md):
 
-1. `00_pseudo`: masked NCut on superpoints (`ncut`, §3.1) over the training scans: M^0.
+1. `00_pseudo`: masked NCut on superpoints (`ncut`, §3.1) over the training scans; M^0 is the
+   masks scored >= `m0_min_score` (`00_pseudo/confident/`): §3.1 favours "a reliable set of
+   masks at the cost of restricting to a sparse initial set", and NCut's score 1 - NCut/2 is
+   0.5 for a cut no better than the rest of the graph.
 2. `01_train`: the mask transformer trained from scratch on M^0 with DropLoss (§3.2, App. 7.2:
    unmatched queries that overlap no pseudo mask by tau_drop get no "no object" loss).
 3. for every further cycle t = 2..`cycles` (4 in all, §4 "a total of 4 training cycles"):
@@ -26,24 +29,19 @@ from typing import Any
 import numpy as np
 
 from labelfree3d.recipes.base import MODEL_FILE, FitContext, Recipe, Stage
-from labelfree3d.recipes.stages import predict_stage, pseudo_label_stage, score_method, score_model, train_stage
+from labelfree3d.recipes.stages import (
+    CONFIDENT,
+    SMALL_MODEL,
+    SMALL_TRAINING,
+    make_pseudo_stage,
+    make_train_stage,
+    predict_stage,
+    scan_voxel_size,
+    trained_scans,
+)
 from labelfree3d.structures import InstanceMasks
 
 __all__ = ["UnScene3DRecipe", "add_confident_masks", "merge_folders"]
-
-# the trainer's settings of the "small" preset: a compact model that trains on 2 CPU cores
-SMALL_MODEL = {
-    "model.backbone.init_dim": 16,
-    "model.backbone.planes": [16, 32, 64, 64, 64, 64, 32, 32],
-    "model.backbone.layers": [1, 1, 1, 1, 1, 1, 1, 1],
-    "model.decoder.hidden_dim": 64,
-    "model.decoder.num_queries": 40,
-    "model.decoder.num_heads": 4,
-    "model.decoder.dim_feedforward": 128,
-    "model.decoder.num_decoders": 2,
-    "model.decoder.attention_sample_sizes": [100, 400, 1600, 6400],
-}
-
 
 def add_confident_masks(initial: InstanceMasks, predicted: InstanceMasks, top_k: int, addition_iou: float) -> InstanceMasks:
     """M^0 plus the most confident predictions that add something new (UnScene3D's mask addition).
@@ -106,14 +104,6 @@ def merge_folders(initial: Path, predicted: Path, output: Path, top_k: int, addi
     return counts
 
 
-def _voxel_size(ctx: FitContext, rooms: float) -> float:
-    """1 cm for tabletop frames, `rooms` otherwise (by the first training scan's kind)."""
-    from labelfree3d.io import read_scene
-    from labelfree3d.segment.structure import scan_kind
-
-    return 0.01 if scan_kind(read_scene(ctx.scans[0])) == "tabletop_frame" else rooms
-
-
 class UnScene3DRecipe(Recipe):
     """UnScene3D: NCut pseudo masks on superpoints, self-training with DropLoss and mask addition."""
 
@@ -124,7 +114,9 @@ class UnScene3DRecipe(Recipe):
         "paper": {
             "pseudo": {"method": "ncut", "settings": {}},
             "train": {"config": "unscene3d_selftrain", "set": {}},
+            "m0_min_score": 0.51,
             "voxel_size_rooms": 0.02,
+            "voxel_size_tabletop": 0.01,
             "cycles": 4,
             "finetune": {"optim.epochs": 50},
             "top_k": 20,  # not printed by the paper
@@ -135,21 +127,13 @@ class UnScene3DRecipe(Recipe):
             "pseudo": {"method": "ncut", "settings": {}},
             "train": {
                 "config": "unscene3d_selftrain",
-                "set": {
-                    **SMALL_MODEL,
-                    "optim.max_steps": 300,
-                    "optim.batch_size": 2,
-                    "optim.lr": 1e-3,
-                    "checkpoint_every": 25,
-                    "log_every": 5,
-                    "cpu_threads": 2,
-                    "loss.sample_points": 4000,
-                    "predict.max_masks": 40,
-                },
+                "set": {**SMALL_MODEL, **SMALL_TRAINING},
             },
+            "m0_min_score": 0.51,
             "voxel_size_rooms": 0.04,
+            "voxel_size_tabletop": 0.02,
             "cycles": 2,
-            "finetune": {"optim.max_steps": 100},
+            "finetune": {"optim.max_steps": 500},
             "top_k": 20,
             "addition_iou": 0.3,
         },
@@ -159,61 +143,41 @@ class UnScene3DRecipe(Recipe):
         params = ctx.params
         method, settings = params["pseudo"]["method"], params["pseudo"].get("settings") or {}
         train = {"config": params["train"]["config"], "set": dict(params["train"].get("set") or {})}
-        train["set"].setdefault("model.input.voxel_size", _voxel_size(ctx, float(params["voxel_size_rooms"])))
+        train["set"].setdefault("model.input.voxel_size", scan_voxel_size(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"])))
         pseudo = ctx.run / "00_pseudo"
-
-        def run_pseudo(ctx: FitContext, folder: Path) -> dict[str, Any]:
-            return pseudo_label_stage(ctx, folder, ctx.scans, method, settings)
-
-        def scan_list() -> list[str]:
-            import json
-
-            return json.loads((pseudo / "done.json").read_text())["summary"]["scans"]
-
-        stages = [
-            Stage("00_pseudo", f"{method} pseudo masks M0 of the training scans", run_pseudo,
-                  score=lambda ctx, folder, _: score_method(ctx, folder, method, settings)),
-        ]  # fmt: skip
+        min_score = params["m0_min_score"]
+        description = f"{method} pseudo masks of the training scans; M0 = those scored >= {min_score}"
+        stages = [make_pseudo_stage(pseudo.name, description, method, settings, min_score=float(min_score))]
+        initial = pseudo / CONFIDENT
         previous_model: Path | None = None
-        targets = pseudo
-        cycles = int(params["cycles"])
-        for cycle in range(1, cycles + 1):
+        targets = initial
+        for cycle in range(1, int(params["cycles"]) + 1):
             number = len(stages)
             if cycle > 1:
                 predicted = ctx.run / f"{number:02d}_cycle{cycle}_predict"
                 merged = ctx.run / f"{number + 1:02d}_cycle{cycle}_masks"
                 stages.append(
                     Stage(predicted.name, f"cycle {cycle}: predict the training scans with cycle {cycle - 1}'s model",
-                          functools.partial(_predict, scans=scan_list, model=previous_model))
+                          functools.partial(_predict, pseudo=pseudo, model=previous_model))
                 )  # fmt: skip
                 stages.append(
                     Stage(merged.name, f"cycle {cycle}: M{cycle - 1} = M0 + confident new predictions",
-                          functools.partial(_merge, initial=pseudo, predicted=predicted, top_k=int(params["top_k"]),
-                                            addition_iou=float(params["addition_iou"])),
-                          score=None)
+                          functools.partial(_merge, initial=initial, predicted=predicted, top_k=int(params["top_k"]),
+                                            addition_iou=float(params["addition_iou"])))
                 )  # fmt: skip
                 targets = merged
                 number += 2
-            folder_name = f"{number:02d}_cycle{cycle}_train"
+            folder = ctx.run / f"{number:02d}_cycle{cycle}_train"
+            description = f"cycle {cycle}: train on " + (f"{targets.name} from the previous weights" if cycle > 1 else "M0")
             overrides = dict(params["finetune"]) if cycle > 1 else {}
-            stages.append(
-                Stage(folder_name, f"cycle {cycle}: train on {targets.name}" + (" from the previous weights" if cycle > 1 else ""),
-                      functools.partial(_train, scans=scan_list, targets=targets, train=train, init_from=previous_model,
-                                        overrides=overrides),
-                      score=lambda ctx, folder, _: score_model(ctx, folder, folder / MODEL_FILE), model=True)
-            )  # fmt: skip
-            previous_model = ctx.run / folder_name / MODEL_FILE
+            stages.append(make_train_stage(folder.name, description, pseudo, targets, train, previous_model, overrides))
+            previous_model = folder / MODEL_FILE
         return stages
 
 
-def _predict(ctx: FitContext, folder: Path, scans, model: Path) -> dict[str, Any]:
-    return predict_stage(ctx, folder, scans(), model)
+def _predict(ctx: FitContext, folder: Path, pseudo: Path, model: Path) -> dict[str, Any]:
+    return predict_stage(ctx, folder, trained_scans(pseudo), model)
 
 
 def _merge(ctx: FitContext, folder: Path, initial: Path, predicted: Path, top_k: int, addition_iou: float) -> dict[str, Any]:
     return merge_folders(initial, predicted, folder, top_k, addition_iou)
-
-
-def _train(ctx: FitContext, folder: Path, scans, targets: Path, train: dict, init_from: Path | None, overrides: dict) -> dict[str, Any]:
-    return train_stage(ctx, folder, scans(), targets, train, init_from=init_from, overrides=overrides)
-

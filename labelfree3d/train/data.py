@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from labelfree3d.errors import InputError, ParameterError
-from labelfree3d.models.voxelize import InputSpec, VoxelizedScene, point_features, voxelize
+from labelfree3d.models.voxelize import InputSpec, VoxelizedScene, model_points, point_features, voxelize
 from labelfree3d.structures import InstanceMasks, Scene
 from labelfree3d.train.augment import AugmentConfig, augment_points
 
@@ -61,6 +61,10 @@ class MaskDataset(torch.utils.data.Dataset):
         augment: augmentation settings (`AugmentConfig(enabled=False)` for none).
         seed: base seed; sample i of epoch e is augmented with `default_rng([seed, e, i])`.
         reader_format: format name passed to `read_scene` for path entries (None: detect).
+        thinning: keep one random point per cell of `thinning` x the voxel size before
+            augmenting (None: every point; see `DataConfig.thinning`).
+        min_seen_fraction: targets keeping less than this share of their points outside the
+            structure are dropped (only when the model removes structure; `DataConfig`).
     """
 
     def __init__(
@@ -71,6 +75,8 @@ class MaskDataset(torch.utils.data.Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         reader_format: str | None = None,
+        thinning: float | None = None,
+        min_seen_fraction: float = 0.5,
     ):
         if len(scenes) == 0:
             raise ParameterError("a training dataset needs at least one scan")
@@ -79,6 +85,9 @@ class MaskDataset(torch.utils.data.Dataset):
         self.augment = augment or AugmentConfig()
         self.seed = int(seed)
         self.reader_format = reader_format
+        self.thinning = thinning
+        self.min_seen_fraction = float(min_seen_fraction)
+        self._model_points: dict[int, np.ndarray | None] = {}  # per scan, with input.structure "remove"
         self.epoch = 0
         self.set_targets(targets)
 
@@ -133,6 +142,21 @@ class MaskDataset(torch.utils.data.Dataset):
         scene = self.scene(index)
         targets = self.scene_targets(scene)
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if index not in self._model_points:
+            self._model_points[index] = model_points(scene, self.input_spec)
+        seen = self._model_points[index]
+        if seen is not None:
+            if seen.shape[0] == 0:
+                raise InputError(f"scene {scene.name!r} is all structure: nothing left for the model to see", scene.source)
+            sizes = targets.sizes
+            scene, targets = scene.subset(seen), targets.restrict(seen)
+            targets = targets.select(np.flatnonzero(targets.sizes >= self.min_seen_fraction * np.maximum(sizes, 1)))
+        if self.thinning is not None and self.augment.enabled:  # thinning saves augmentation time only
+            from labelfree3d.geometry import one_point_per_cell
+
+            keep = one_point_per_cell(scene.points, self.thinning * self.input_spec.voxel_size, rng)
+            if keep.shape[0] < scene.num_points:
+                scene, targets = scene.subset(keep), targets.restrict(keep)
         points, colors = augment_points(scene.points, scene.colors, self.augment, rng)
         features = point_features(scene, self.input_spec.features, points=points, colors=colors)
         voxels = voxelize(points, features, self.input_spec.voxel_size, scene.name, targets)

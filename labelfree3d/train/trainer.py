@@ -108,6 +108,8 @@ class Trainer:
                 augment=config.augment,
                 seed=config.seed,
                 reader_format=config.data.format,
+                thinning=config.data.thinning,
+                min_seen_fraction=config.data.min_seen_fraction,
             )
         if train_set.input_spec is None:
             train_set.input_spec = self.model.input_spec
@@ -149,7 +151,8 @@ class Trainer:
             val_scenes: scans with ground truth for evaluation (default: none).
             context: process context (default: from the environment).
         """
-        dataset = MaskDataset(scenes, targets, None, config.augment, config.seed, config.data.format)
+        dataset = MaskDataset(scenes, targets, None, config.augment, config.seed, config.data.format, config.data.thinning,
+                              config.data.min_seen_fraction)
         return cls(config, dataset, list(val_scenes or []), context)
 
     # ------------------------------------------------------------------ bookkeeping

@@ -40,7 +40,16 @@ from labelfree3d.io.atomic import write_text_atomic
 if TYPE_CHECKING:
     from labelfree3d.batch.benchmark import BenchmarkResult
 
-__all__ = ["TRAINING_LOG_NAMES", "RunContents", "ReportFile", "locate_run", "read_training_log", "build_report", "write_benchmark_report"]
+__all__ = [
+    "TRAINING_LOG_NAMES",
+    "RunContents",
+    "ReportFile",
+    "locate_run",
+    "read_training_log",
+    "build_report",
+    "write_benchmark_report",
+    "write_recipe_report",
+]
 
 # file names a training log may have, in the run folder or its logs/ sub-folder
 TRAINING_LOG_NAMES = ("train_log.jsonl", "training_log.jsonl", "metrics.jsonl", "log.jsonl", "train_log.csv", "training_log.csv")
@@ -245,7 +254,11 @@ class _Evaluation:
 
 
 def _evaluate(
-    contents: RunContents, ground_truth: Path, void_labels: Sequence[str] | None, gt_format: str | None, min_region_size: int
+    contents: RunContents,
+    ground_truth: Path | Sequence[Path],
+    void_labels: Sequence[str] | None,
+    gt_format: str | None,
+    min_region_size: int,
 ) -> _Evaluation:
     from labelfree3d.evaluate import InstanceEvaluator
     from labelfree3d.evaluate.inputs import load_ground_truth, load_predictions, pair_scenes
@@ -262,15 +275,17 @@ def _evaluate(
     skipped: list[str] = []
     sources: dict[str, tuple[Path, str | None]] = {}
     masks_by_scene: dict[str, Any] = {}
-    for _prediction, truth, masks in pair_scenes(predictions, load_ground_truth(ground_truth, void_labels, gt_format), skipped):
+    truths = [ground_truth] if isinstance(ground_truth, (str, os.PathLike)) else list(ground_truth)
+    all_truth = (entry for path in truths for entry in load_ground_truth(path, void_labels, gt_format))
+    for _prediction, truth, masks in pair_scenes(predictions, all_truth, skipped):
         evaluator.process(truth.name, truth.gt, masks, truth.dataset)
         sources[truth.name] = (truth.source, gt_format)
         masks_by_scene[truth.name] = masks
     if len(evaluator) == 0:
-        raise InputError("no ground-truth scan matches the predictions", ground_truth)
+        raise InputError("no ground-truth scan matches the predictions", truths[0])
     report = evaluator.evaluate()
     report["skipped_gt_scenes"] = skipped
-    report["inputs"] = {"predictions": str(contents.source), "ground_truth": str(ground_truth)}
+    report["inputs"] = {"predictions": str(contents.source), "ground_truth": ", ".join(map(str, truths))}
     return _Evaluation(report, evaluator.precision_recall_curves(), sources, masks_by_scene)
 
 
@@ -422,6 +437,8 @@ def build_report(
     from labelfree3d.evaluate import jsonable_report
     from labelfree3d.viz.charts import precision_recall_svg, training_curves_svg
 
+    if (Path(source) / "recipe.json").is_file() and ground_truth is None:
+        return write_recipe_report(source, output, void_labels=void_labels, min_region_size=min_region_size, thumbnails=thumbnails)
     contents = locate_run(source, ground_truth)
     notes: list[str] = []
     sections: list[str] = []
@@ -495,6 +512,85 @@ def _write_page(output: str | os.PathLike[str], title: str, facts: list[tuple[st
     # one pass over the template only: inserted text is never searched for placeholders again
     page = re.sub(r"@@([A-Z]+)@@", lambda match: parts[match.group(1)], template)
     return write_text_atomic(output, page)
+
+
+# ---------------------------------------------------------------------- recipe runs
+_LOSS_TERMS = ("total", "dice", "bce", "mean", "box", "objectness")
+
+
+def write_recipe_report(
+    run: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    void_labels: Sequence[str] | None = None,
+    min_region_size: int = 100,
+    thumbnails: int = 3,
+) -> ReportFile:
+    """The HTML report of a `labelfree3d fit` run folder: stages, loss curves, best and worst scans.
+
+    Args:
+        run: the run folder (holds `recipe.json`, `metrics.json` and one folder per stage).
+        output: HTML file to write (atomically).
+        void_labels: categories treated as void when scoring the final model's scans.
+        min_region_size: GT instances / masks under this many points are ignored / dropped.
+        thumbnails: renders of this many best and worst evaluation scans (0: none).
+
+    Returns:
+        `ReportFile`; the stage table holds AP / AP50 / AP25 (%) of every scored stage on the
+        evaluation scans, the curves every training stage's losses (log.csv) against its step.
+
+    Raises:
+        InputError: `run` holds no readable recipe.json or no finished stage.
+    """
+    from labelfree3d.viz.charts import training_curves_svg
+
+    run = Path(run)
+    recipe = _load_json(run / "recipe.json")
+    metrics_file = run / "metrics.json"
+    if not metrics_file.is_file():
+        raise InputError("the run has no metrics.json yet: no stage has finished", run)
+    stages = _load_json(metrics_file).get("stages") or []
+    rows = []
+    for stage in stages:
+        scores = stage.get("scores") or {}
+        rows.append([html.escape(stage["name"]), html.escape(stage.get("description", "")),
+                     *(_percent(scores.get(k)) for k in ("ap", "ap50", "ap25")), f"{float(stage.get('seconds', 0)):.0f}"])  # fmt: skip
+    body = [
+        "<h2>Stages</h2><p class=caption>AP / AP50 / AP25 in % on the evaluation scans, which training never saw; "
+        "the first scored row is the training-free method the model must beat</p>",
+        _table(["stage", "what", "AP", "AP50", "AP25", "seconds"], rows, 2),
+    ]
+    sections, notes = ["stages"], []
+    for stage in stages:
+        log = run / stage["name"] / "log.csv"
+        if not log.is_file():
+            continue
+        x_name, series = read_training_log(log)
+        losses = {name: series[name] for name in _LOSS_TERMS if name in series and np.any(series[name][1] != 0)}
+        if losses:
+            body.append(f"<h3>{html.escape(stage['name'])}: losses</h3>" + training_curves_svg(losses, x_name))
+            if "training" not in sections:
+                sections.append("training")
+    eval_scans = [Path(p) for p in recipe.get("eval_scans") or []]
+    model_stages = [s for s in stages if (run / s["name"] / "model.safetensors").is_file()]
+    scenes = 0
+    final_eval = run / model_stages[-1]["name"] / "eval" if model_stages else None
+    if eval_scans and final_eval is not None and final_eval.is_dir():
+        contents = RunContents(final_eval, tuple(sorted(p for p in final_eval.glob("*.npz") if _is_prediction_npz(p))), None, None, None)
+        evaluation = _evaluate(contents, eval_scans, void_labels, None, min_region_size)
+        scenes = len(evaluation.report["per_scene"])
+        body.append(f"<h2>Final model ({html.escape(model_stages[-1]['name'])}) per scan</h2>")
+        body.append(_scenes_section(evaluation.report))
+        sections.append("scenes")
+        if thumbnails > 0:
+            body.append(_thumbnail_section(_thumbnails(evaluation, void_labels, thumbnails)))
+            sections.append("thumbnails")
+    else:
+        notes.append("no evaluation scans (fit --eval) or no finished model stage: no per-scan results")
+    facts = [("run", str(run)), ("recipe", f"{recipe.get('recipe')} (preset {recipe.get('preset')})"),
+             ("training scans", str(len(recipe.get("scans") or []))), ("evaluation scans", str(len(eval_scans)))]  # fmt: skip
+    written = _write_page(output, f"labelfree3d fit: {run.name}", facts, body, {"recipe": recipe, "stages": stages})
+    return ReportFile(written, written.stat().st_size, scenes, tuple(sections), tuple(notes))
 
 
 # ---------------------------------------------------------------------- benchmarks
