@@ -224,9 +224,10 @@ def test_segment3d_stage1_on_kinect_frames_and_7scenes_frames_then_stage2_on_ful
     data = [osd_dir / "learn0.pcd", osd_dir / "learn2.pcd", sevenscenes_dir]
     tiny = [f"{stage}.set.{key}" for stage in ("stage1", "stage2") for key in
             ("model.input.voxel_size=0.05", "model.decoder.num_queries=12", "model.decoder.num_decoders=1")]  # fmt: skip
-    # an untrained model is unsure of everything: a low mask threshold and tau_c let stage 2 see masks
-    settings = [*tiny, "stage1.set.optim.max_steps=3", "stage2.set.optim.max_steps=2", "frame_stride=50",
-                "stage1.set.predict.mask_threshold=1e-6", "confidence=0.0"]  # fmt: skip
+    # three steps at an lr this small leave the model at its initialisation, whose masks hover around
+    # sigmoid 0.5: a low mask threshold and tau_c 0 give stage 2 masks to train on
+    settings = [*tiny, "stage1.set.optim.max_steps=3", "stage1.set.optim.lr=1e-9", "stage2.set.optim.max_steps=2",
+                "frame_stride=50", "stage1.set.predict.mask_threshold=0.01", "confidence=0.0"]  # fmt: skip
     result = fit("segment3d", data, run, settings=settings_of(settings), workers=1, device="cpu", log=lambda line: None)
     assert [s.name for s in result.stages] == ["00_frames", "01_stage1_train", "02_stage2_predict", "03_stage2_masks",
                                                "04_stage2_train"]  # fmt: skip
