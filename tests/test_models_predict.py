@@ -125,3 +125,29 @@ def test_a_model_that_removes_structure_never_masks_the_table(osd_dir):
     np.testing.assert_array_equal(masks.coverage() > 0, rest)
     with pytest.raises(ParameterError, match="input.structure"):
         build_model({**spec, "input": {**spec["input"], "structure": "crop"}})
+
+
+@pytest.mark.realdata
+def test_a_superpoint_model_takes_or_leaves_whole_superpoints(osd_dir):
+    from labelfree3d.io import read_scene
+    from labelfree3d.models.postprocess import scene_superpoints
+
+    torch.manual_seed(0)
+    spec = _learning.tiny_spec(voxel_size=0.02)
+    spec["input"]["superpoints"] = True
+    model = build_model(spec).eval()
+    scene = read_scene(osd_dir / "learn24.pcd")
+    masks = Predictor(model, PredictConfig(mask_threshold=0.5)).predict(scene)
+    assert len(masks) > 0 and masks.num_points == scene.num_points
+    superpoints = scene_superpoints(scene)
+    voxel_size = model.input_spec.voxel_size
+    # a superpoint's voxels share one logit, so a mask holds almost all or almost none of each
+    # superpoint (only points outvoted inside a voxel shared with another superpoint differ)
+    dense = masks.to_dense()
+    _, compact, sizes = np.unique(superpoints, return_inverse=True, return_counts=True)
+    for k in range(len(masks)):
+        share = np.bincount(compact, weights=dense[k], minlength=sizes.shape[0]) / sizes
+        taken = share[(sizes >= 50) & (share > 0)]
+        assert taken.size and np.mean((taken > 0.8) | (taken < 0.2)) > 0.9, voxel_size
+    with pytest.raises(ParameterError, match="no voxel segments"):
+        model(_learning.tabletop_batch())

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from labelfree3d.errors import InputError, ParameterError
-from labelfree3d.models.voxelize import GRID_MULTIPLE, InputSpec, collate, masks_to_voxels, point_features, voxelize
+from labelfree3d.models.voxelize import (
+    GRID_MULTIPLE,
+    InputSpec,
+    collate,
+    masks_to_voxels,
+    point_features,
+    superpoints_to_voxels,
+    voxelize,
+)
 from labelfree3d.structures import InstanceMasks, Scene
 
 
@@ -71,3 +79,21 @@ def test_collate_stacks_scans_with_batch_column_and_padded_grid():
     assert all(s % GRID_MULTIPLE == 0 and s > int(batch.coords[:, i + 1].max()) for i, s in enumerate(batch.spatial_shape))
     with pytest.raises(InputError, match="empty batch"):
         collate([])
+
+
+def test_voxel_segments_follow_the_majority_superpoint_and_are_renumbered():
+    inverse = np.array([0, 0, 0, 1, 1, 2, 3])
+    superpoints = np.array([70, 70, 9, 9, 9, 70, 5])  # any ids; voxel 0 is mostly superpoint 70
+    np.testing.assert_array_equal(superpoints_to_voxels(superpoints, inverse, 4), [2, 1, 2, 0])
+    with pytest.raises(InputError, match="superpoints cover 6 points"):
+        superpoints_to_voxels(superpoints[:6], inverse, 4)
+    rng = np.random.default_rng(1)
+    points = rng.random((200, 3)).astype(np.float32)
+    first = voxelize(points, points, 0.25, "a", superpoints=(points[:, 0] > 0.5).astype(int))
+    second = voxelize(points, points, 0.25, "b")
+    assert set(np.unique(first.segments)) == {0, 1} and second.segments is None
+    batch = collate([first, first])
+    assert len(batch.segments) == 2 and batch.segments[1].shape[0] == first.num_voxels
+    assert collate([first, second]).segments is None
+    with pytest.raises(ParameterError, match="input.superpoints"):
+        InputSpec(superpoints="yes")

@@ -24,7 +24,14 @@ from labelfree3d.models.postprocess import (
     split_disconnected,
     suppress_duplicates,
 )
-from labelfree3d.models.voxelize import VoxelizedScene, collate, model_points, point_features, voxelize
+from labelfree3d.models.voxelize import (
+    VoxelizedScene,
+    collate,
+    model_points,
+    point_features,
+    voxelize,
+    with_model_superpoints,
+)
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = ["PredictConfig", "Predictor", "masks_from_logits", "merge_tile_masks"]
@@ -190,7 +197,8 @@ class Predictor:
     def voxelize(self, scene: Scene) -> VoxelizedScene:
         """The scan voxelised as the model expects (no augmentation)."""
         spec = self.model.input_spec
-        return voxelize(scene.points, point_features(scene, spec.features), spec.voxel_size, scene.name)
+        superpoints = with_model_superpoints(scene, spec).superpoints if spec.superpoints else None
+        return voxelize(scene.points, point_features(scene, spec.features), spec.voxel_size, scene.name, superpoints=superpoints)
 
     def _forward(self, voxels: VoxelizedScene) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -218,6 +226,7 @@ class Predictor:
         A model whose input cuts the structure away (`InputSpec.structure` "remove") sees the
         rest of the scan only; its masks never cover structure points.
         """
+        scene = with_model_superpoints(scene, self.model.input_spec)  # on the whole scan, before any subset
         seen = model_points(scene, self.model.input_spec)
         if seen is None:
             return self._predict_seen(scene)

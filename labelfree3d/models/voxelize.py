@@ -29,6 +29,8 @@ __all__ = [
     "INPUT_FEATURES",
     "InputSpec",
     "model_points",
+    "with_model_superpoints",
+    "superpoints_to_voxels",
     "point_features",
     "VoxelizedScene",
     "voxelize",
@@ -61,11 +63,17 @@ class InputSpec:
             before the model sees it, in training and at inference, so masks never cover it.
             The papers' models see whole scans; FreePoint removes planes before its pseudo
             masks, and every training-free method here segments the rest only.
+        superpoints: predict masks per superpoint instead of per voxel: the mask features of a
+            superpoint's voxels are averaged before the dot product with the query embeddings,
+            so a mask takes or leaves whole superpoints (Mask3D's segment mode, which UnScene3D
+            §3.3 trains with). The superpoints are the scan's own, else computed
+            (`postprocess.scene_superpoints`: ScanNet's segmentator, as the NCut pseudo masks use).
     """
 
     voxel_size: float = 0.02
     features: tuple[str, ...] = ("color",)
     structure: str = "keep"
+    superpoints: bool = False
 
     def __post_init__(self) -> None:
         check_positive(self.voxel_size, "input.voxel_size")
@@ -80,6 +88,8 @@ class InputSpec:
         object.__setattr__(self, "features", features)
         if self.structure not in STRUCTURE_MODES:
             raise ParameterError(f"input.structure must be one of {', '.join(STRUCTURE_MODES)}, got {self.structure!r}")
+        if not isinstance(self.superpoints, bool):
+            raise ParameterError(f"input.superpoints must be true or false, got {self.superpoints!r}")
 
     @property
     def channels(self) -> int:
@@ -135,6 +145,38 @@ def model_points(scene: Scene, spec: InputSpec) -> np.ndarray | None:
     return np.flatnonzero(scene_structure(scene).rest)
 
 
+def with_model_superpoints(scene: Scene, spec: InputSpec) -> Scene:
+    """`scene` carrying superpoints when the model predicts per superpoint (computed once, on the whole scan).
+
+    Computing them before any subset (structure removal, thinning, tiles) keeps every part of a
+    scan on the same superpoints; `Scene.subset` carries them along.
+    """
+    if not spec.superpoints or scene.superpoints is not None:
+        return scene
+    import dataclasses
+
+    from labelfree3d.models.postprocess import scene_superpoints
+
+    return dataclasses.replace(scene, superpoints=scene_superpoints(scene))
+
+
+def superpoints_to_voxels(superpoints: np.ndarray, inverse: np.ndarray, num_voxels: int) -> np.ndarray:
+    """(M,) int64 segment of each voxel: the superpoint most of its points belong to, numbered 0..S-1.
+
+    Args:
+        superpoints: (N,) superpoint id per point (any integers).
+        inverse: (N,) voxel of each point, values in [0, M).
+        num_voxels: M.
+    """
+    superpoints = np.asarray(superpoints)
+    if superpoints.shape != inverse.shape:
+        raise InputError(f"superpoints cover {superpoints.shape[0]} points, the scan has {inverse.shape[0]}")
+    _, compact = np.unique(superpoints, return_inverse=True)
+    votes = sp.csr_matrix((np.ones(inverse.shape[0], np.int32), (inverse, compact)), shape=(num_voxels, int(compact.max(initial=0)) + 1))
+    majority = np.asarray(votes.argmax(axis=1)).ravel()
+    return np.unique(majority, return_inverse=True)[1].astype(np.int64)
+
+
 @dataclass(eq=False)
 class VoxelizedScene:
     """One scan as M voxels (numpy arrays; collated to torch by `collate`).
@@ -147,6 +189,8 @@ class VoxelizedScene:
         inverse: (N,) int64 voxel of each point.
         counts: (M,) int64 points per voxel.
         targets: (K, M) bool target masks over voxels, or None when the scan has no targets.
+        segments: (M,) int64 superpoint of each voxel, numbered 0..S-1, for models that predict
+            per superpoint (`InputSpec.superpoints`); None otherwise.
     """
 
     name: str
@@ -157,6 +201,7 @@ class VoxelizedScene:
     counts: np.ndarray
     targets: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
+    segments: np.ndarray | None = None
 
     @property
     def num_voxels(self) -> int:
@@ -199,6 +244,7 @@ def voxelize(
     voxel_size: float,
     name: str = "scene",
     targets: InstanceMasks | None = None,
+    superpoints: np.ndarray | None = None,
 ) -> VoxelizedScene:
     """Quantise a scan to voxels, keeping the point-to-voxel map.
 
@@ -208,6 +254,8 @@ def voxelize(
         voxel_size: voxel edge in metres.
         name: scan name carried along for logs and predictions.
         targets: optional masks over the N points, brought to voxels by majority.
+        superpoints: optional (N,) superpoint id per point, brought to voxels by majority
+            (`VoxelizedScene.segments`).
 
     Returns:
         `VoxelizedScene` with coordinates shifted to start at 0.
@@ -227,6 +275,7 @@ def voxelize(
         inverse=grid.inverse,
         counts=grid.counts,
         targets=voxel_targets,
+        segments=None if superpoints is None else superpoints_to_voxels(superpoints, grid.inverse, grid.counts.shape[0]),
     )
 
 
@@ -242,6 +291,8 @@ class SparseBatch:
         spatial_shape: (3,) grid extent, a multiple of 16 along each axis.
         targets: per scan a (K_b, M_b) bool tensor, or None for inference batches.
         scenes: the `VoxelizedScene`s (for names and the maps back to points).
+        segments: per scan the (M_b,) int64 superpoint of each voxel (`VoxelizedScene.segments`),
+            or None when the model predicts per voxel.
     """
 
     coords: torch.Tensor
@@ -251,6 +302,7 @@ class SparseBatch:
     spatial_shape: tuple[int, int, int]
     targets: list[torch.Tensor] | None
     scenes: list[VoxelizedScene]
+    segments: list[torch.Tensor] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -274,6 +326,7 @@ class SparseBatch:
             spatial_shape=self.spatial_shape,
             targets=None if self.targets is None else [move(t) for t in self.targets],
             scenes=self.scenes,
+            segments=None if self.segments is None else [move(t) for t in self.segments],
         )
 
 
@@ -302,4 +355,5 @@ def collate(scenes: Sequence[VoxelizedScene]) -> SparseBatch:
         spatial_shape=spatial_shape,  # type: ignore[arg-type]
         targets=[torch.from_numpy(s.targets) for s in scenes] if with_targets else None,
         scenes=scenes,
+        segments=[torch.from_numpy(s.segments) for s in scenes] if all(s.segments is not None for s in scenes) else None,
     )

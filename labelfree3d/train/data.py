@@ -7,6 +7,7 @@ self-training recipe swaps them between rounds with `MaskDataset.set_targets`, k
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,14 @@ import numpy as np
 import torch
 
 from labelfree3d.errors import InputError, ParameterError
-from labelfree3d.models.voxelize import InputSpec, VoxelizedScene, model_points, point_features, voxelize
+from labelfree3d.models.voxelize import (
+    InputSpec,
+    VoxelizedScene,
+    model_points,
+    point_features,
+    voxelize,
+    with_model_superpoints,
+)
 from labelfree3d.structures import InstanceMasks, Scene
 from labelfree3d.train.augment import AugmentConfig, augment_points
 
@@ -88,6 +96,7 @@ class MaskDataset(torch.utils.data.Dataset):
         self.thinning = thinning
         self.min_seen_fraction = float(min_seen_fraction)
         self._model_points: dict[int, np.ndarray | None] = {}  # per scan, with input.structure "remove"
+        self._superpoints: dict[int, np.ndarray] = {}  # per scan, with input.superpoints
         self.epoch = 0
         self.set_targets(targets)
 
@@ -141,6 +150,10 @@ class MaskDataset(torch.utils.data.Dataset):
             raise ParameterError("MaskDataset has no input_spec: pass one, or hand the dataset to a Trainer")
         scene = self.scene(index)
         targets = self.scene_targets(scene)
+        if self.input_spec.superpoints:  # computed once per scan and process, on the whole scan
+            if index not in self._superpoints:
+                self._superpoints[index] = with_model_superpoints(scene, self.input_spec).superpoints
+            scene = dataclasses.replace(scene, superpoints=self._superpoints[index])
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if index not in self._model_points:
             self._model_points[index] = model_points(scene, self.input_spec)
@@ -159,7 +172,8 @@ class MaskDataset(torch.utils.data.Dataset):
                 scene, targets = scene.subset(keep), targets.restrict(keep)
         points, colors = augment_points(scene.points, scene.colors, self.augment, rng)
         features = point_features(scene, self.input_spec.features, points=points, colors=colors)
-        voxels = voxelize(points, features, self.input_spec.voxel_size, scene.name, targets)
+        superpoints = scene.superpoints if self.input_spec.superpoints else None
+        voxels = voxelize(points, features, self.input_spec.voxel_size, scene.name, targets, superpoints=superpoints)
         assert voxels.targets is not None
         voxels.targets = voxels.targets[voxels.targets.any(axis=1)]  # masks lost to voxelisation cannot be learned
         return voxels

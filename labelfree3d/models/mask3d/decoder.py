@@ -238,23 +238,39 @@ class MaskTransformerDecoder(nn.Module):
             chosen.append(scan[torch.from_numpy(picked).to(scan.device)])
         return torch.stack(chosen)
 
-    def _predict(self, queries: torch.Tensor, mask_features: list[torch.Tensor]) -> MaskPrediction:
+    def _predict(self, queries: torch.Tensor, mask_features: list[torch.Tensor], segments: list[torch.Tensor] | None = None) -> MaskPrediction:
         decoded = self.output_norm(queries)
         embedding = self.mask_embedding(decoded)  # (B, Q, D)
         objectness = self.objectness(decoded).squeeze(-1)
         masks = []
         for b, features in enumerate(mask_features):
             query_embedding = embedding[b]
-            if self.config.mask_similarity == "cosine":
-                logits = nn.functional.normalize(query_embedding, dim=-1) @ nn.functional.normalize(features, dim=-1).T
-                logits = logits / self.config.cosine_temperature
-            else:
-                logits = query_embedding @ features.T
-            masks.append(logits)
+            if segments is not None:
+                # one logit per superpoint, repeated on its voxels: masks take or leave whole superpoints
+                segment = segments[b]
+                count = int(segment.max()) + 1 if segment.numel() else 0
+                pooled = _pool_to_parents(features.T, segment, count).T  # (S_b, D)
+                masks.append(self._similarity(query_embedding, pooled)[:, segment])
+                continue
+            masks.append(self._similarity(query_embedding, features))
         return MaskPrediction(objectness, masks)
 
+    def _similarity(self, query_embedding: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """(Q, M) mask logits of Q query embeddings against M feature rows."""
+        if self.config.mask_similarity == "cosine":
+            logits = nn.functional.normalize(query_embedding, dim=-1) @ nn.functional.normalize(features, dim=-1).T
+            return logits / self.config.cosine_temperature
+        return query_embedding @ features.T
+
     # ------------------------------------------------------------------ forward
-    def forward(self, levels: list[FeatureLevel], positions: torch.Tensor, offsets: torch.Tensor, spatial_shape) -> list[MaskPrediction]:
+    def forward(
+        self,
+        levels: list[FeatureLevel],
+        positions: torch.Tensor,
+        offsets: torch.Tensor,
+        spatial_shape,
+        segments: list[torch.Tensor] | None = None,
+    ) -> list[MaskPrediction]:
         """Run the decoder.
 
         Args:
@@ -262,6 +278,8 @@ class MaskTransformerDecoder(nn.Module):
             positions: (V, 3) voxel positions in metres (for queries and positional encodings).
             offsets: (B + 1,) scan boundaries in the stacked voxel rows.
             spatial_shape: grid extent of the batch.
+            segments: per scan the (M_b,) superpoint of each voxel (0..S_b-1); masks are then
+                predicted per superpoint and repeated on its voxels. None: per voxel.
 
         Returns:
             One `MaskPrediction` per decoder step: before each layer, then after the last
@@ -291,7 +309,7 @@ class MaskTransformerDecoder(nn.Module):
         layer = 0
         for sweep in range(config.num_decoders):
             for i in range(len(config.levels)):
-                prediction = self._predict(queries, mask_features)
+                prediction = self._predict(queries, mask_features, segments)
                 predictions.append(prediction)
                 features, encodings, padding, sampled = memory[i]
                 blocked = self._blocked(prediction, scales[i], sampled, padding)
@@ -300,7 +318,7 @@ class MaskTransformerDecoder(nn.Module):
                 queries = self.self_attention[index](queries, query_pos)
                 queries = self.feed_forward[index](queries)
                 layer += 1
-        predictions.append(self._predict(queries, mask_features))
+        predictions.append(self._predict(queries, mask_features, segments))
         return predictions
 
     def _gather_memory(self, projected, scale: _ScaleIndex, low, high, limit):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from labelfree3d.errors import ParameterError
 from labelfree3d.models.backbone import SparseResUNet, SparseUNetConfig
 from labelfree3d.models.mask3d.decoder import MaskDecoderConfig, MaskPrediction, MaskTransformerDecoder
 from labelfree3d.models.registry import register_model
@@ -47,8 +48,13 @@ class MaskTransformer(nn.Module):
 
     def forward(self, batch: SparseBatch) -> list[MaskPrediction]:
         """Decoder predictions for every step (see `MaskTransformerDecoder.forward`)."""
+        segments = None
+        if self.config.input.superpoints:
+            if batch.segments is None:
+                raise ParameterError("this model predicts per superpoint (input.superpoints) but the batch has no voxel segments")
+            segments = batch.segments
         levels = self.backbone(batch.coords, batch.features, batch.spatial_shape, batch.batch_size)
-        return self.decoder(levels, batch.positions, batch.offsets, batch.spatial_shape)
+        return self.decoder(levels, batch.positions, batch.offsets, batch.spatial_shape, segments)
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
