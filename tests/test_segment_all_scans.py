@@ -55,7 +55,7 @@ from labelfree3d.segment import SEGMENTERS, make_segmenter
 from labelfree3d.structures import InstanceMasks, Scene
 
 DATA = data_root()
-METHODS = sorted(SEGMENTERS)
+METHODS = sorted(name for name, cls in SEGMENTERS.items() if not cls.requires_model)  # pointins_offsets: test_pointins.py
 # under a second a scan with defaults on every shared scan (median; docs/methods/robustness.md)
 FAST = ("birch", "felzenszwalb", "kmeans", "plane_euclidean")
 SLOW = tuple(m for m in METHODS if m not in FAST)

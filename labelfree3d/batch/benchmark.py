@@ -56,7 +56,7 @@ THUMBNAIL_SIZE = (240, 180)
 
 # ---------------------------------------------------------------------- settings
 def resolve_methods(methods: str | Sequence[str] | None) -> list[str]:
-    """Method names from "a,b" or a list (None: every registered segmenter, sorted).
+    """Method names from "a,b" or a list (None: every registered segmenter that needs no trained model, sorted).
 
     Raises:
         ParameterError: an unknown or repeated name, or an empty selection.
@@ -64,7 +64,7 @@ def resolve_methods(methods: str | Sequence[str] | None) -> list[str]:
     from labelfree3d.segment import SEGMENTERS
 
     if methods is None:
-        return sorted(SEGMENTERS)
+        return sorted(name for name, cls in SEGMENTERS.items() if not cls.requires_model)
     names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m and m.strip()]
     if not names:
         raise ParameterError("no method selected")

@@ -20,7 +20,7 @@ app = typer.Typer(
 
 # each module defines register(app); order is the order of `labelfree3d --help`
 COMMAND_MODULES = [  # fmt: skip
-    "info", "convert", "segment", "pseudo_label", "fuse", "lift", "train", "fit", "predict", "evaluate", "benchmark", "view", "report", "demo",
+    "info", "convert", "segment", "pseudo_label", "fuse", "lift", "train", "fit", "pretrain", "probe", "predict", "evaluate", "benchmark", "view", "report", "demo",
 ]
 
 

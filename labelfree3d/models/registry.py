@@ -21,7 +21,7 @@ __all__ = ["MODELS", "register_model", "build_model", "model_spec", "normalize_s
 MODELS: dict[str, type] = {}
 
 # imported on first use so that `import labelfree3d.models` stays cheap (no spconv import)
-BUILTIN_MODEL_MODULES = ("labelfree3d.models.mask3d",)
+BUILTIN_MODEL_MODULES = ("labelfree3d.models.mask3d", "labelfree3d.models.pointins.model")
 
 M = TypeVar("M", bound=type)
 

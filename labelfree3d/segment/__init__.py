@@ -9,7 +9,15 @@ from labelfree3d.segment.felzenszwalb import FelzenszwalbSegmenter
 from labelfree3d.segment.multicut import FreePointMulticutSegmenter
 from labelfree3d.segment.ncut import MaskedNCutSegmenter
 from labelfree3d.segment.plane_euclidean import PlaneEuclideanSegmenter
-from labelfree3d.segment.run import DEFAULT_METHODS, SegmentationRun, default_method, describe_methods, segment_file, segment_scene
+from labelfree3d.segment.pointins_offsets import PointINSOffsetsSegmenter
+from labelfree3d.segment.run import (
+    DEFAULT_METHODS,
+    SegmentationRun,
+    default_method,
+    describe_methods,
+    segment_file,
+    segment_scene,
+)
 
 __all__ = [
     "SEGMENTERS",
@@ -21,6 +29,7 @@ __all__ = [
     "KMeansSegmenter",
     "MaskedNCutSegmenter",
     "PlaneEuclideanSegmenter",
+    "PointINSOffsetsSegmenter",
     "SegmentationRun",
     "Segmenter",
     "describe_methods",

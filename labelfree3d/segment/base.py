@@ -68,6 +68,9 @@ class Segmenter(ABC):
 
     name: ClassVar[str] = ""
     score_rule: ClassVar[str] = ""
+    # True for methods that run a trained network (a `checkpoint` parameter with no default):
+    # batch runs over "every method" leave them out
+    requires_model: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.structure not in STRUCTURE_MODES:

@@ -17,8 +17,8 @@ unscene3d_ncut.md explains each one with its paper reference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -411,6 +411,10 @@ class MaskedNCutSegmenter(Segmenter):
             and the scan's median point spacing (`auto_fpfh_voxel_size`: 1 cm on OSD, 2.9 cm on
             ScanNet).
         fpfh_radius: FPFH support radius, metres; None = 5 voxel edges.
+        learned_features: "pointins:PATH" computes the features of a PointINS checkpoint
+            (`labelfree3d pretrain`'s RUN/model.safetensors) on the whole scan and uses them as
+            the only modality, in place of the handcrafted ones (the paper's learned-feature
+            setting, §3.1); "" (default) = handcrafted. Features passed to `segment` win.
         tabletop_structure: `structure` on tabletop frames (`scan_kind`); "keep" (default) cuts
             the whole frame with the method's own scores. Chosen on the selection split: on OSD,
             AP 27.9 with the table kept against 9.4 with it removed, where the dense feature
@@ -439,6 +443,7 @@ class MaskedNCutSegmenter(Segmenter):
     max_edge_length: float | None = None
     fpfh_voxel_size: float | None = None
     fpfh_radius: float | None = None
+    learned_features: str = ""
     tabletop_structure: str = "keep"
 
     score_rule = (
@@ -449,6 +454,8 @@ class MaskedNCutSegmenter(Segmenter):
 
     def validate(self) -> None:
         name = self.name
+        if self.learned_features and not (self.learned_features.startswith("pointins:") and len(self.learned_features) > 9):
+            raise ParameterError(f"{name}.learned_features must be pointins:PATH or empty, got {self.learned_features!r}")
         if self.tabletop_structure not in STRUCTURE_MODES:
             raise ParameterError(f"{name}.tabletop_structure must be one of {', '.join(STRUCTURE_MODES)}, got {self.tabletop_structure!r}")
         check_range(name, "tau_cut", self.tau_cut, 0.0, 1.0)
@@ -605,6 +612,10 @@ class MaskedNCutSegmenter(Segmenter):
 
     def segment(self, scene: Scene, features: FeatureInput = None) -> InstanceMasks:
         """`Segmenter.segment`, with `tabletop_structure` in place of `structure` on tabletop frames."""
+        if features is None and self.learned_features:
+            from labelfree3d.features.pointins import pointins_outputs
+
+            features = {"pointins": pointins_outputs(scene, self.learned_features.split(":", 1)[1]).features}
         if self.tabletop_structure != self.structure and scan_kind(scene) == "tabletop_frame":
             scored = self.structure_scores and self.tabletop_structure != "keep"
             mode = dataclasses.replace(self, structure=self.tabletop_structure, structure_scores=scored)

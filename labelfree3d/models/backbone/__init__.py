@@ -1,5 +1,5 @@
 """Sparse-voxel backbones built on spconv (no MinkowskiEngine)."""
 
-from labelfree3d.models.backbone.res16unet import FeatureLevel, SparseResUNet, SparseUNetConfig
+from labelfree3d.models.backbone.res16unet import FeatureLevel, SparseResUNet, SparseUNetConfig, parent_rows
 
-__all__ = ["SparseResUNet", "SparseUNetConfig", "FeatureLevel"]
+__all__ = ["SparseResUNet", "SparseUNetConfig", "FeatureLevel", "parent_rows"]

@@ -25,7 +25,7 @@ from labelfree3d.models.spconv_compat import import_spconv
 
 spconv = import_spconv()
 
-__all__ = ["SparseUNetConfig", "SparseResUNet", "FeatureLevel"]
+__all__ = ["SparseUNetConfig", "SparseResUNet", "FeatureLevel", "parent_rows"]
 
 
 @dataclass(frozen=True)
@@ -190,3 +190,27 @@ class SparseResUNet(nn.Module):
             x = stage(x)
             levels.append(FeatureLevel(x.features, x.indices, 2 ** (3 - d)))
         return levels
+
+
+def parent_rows(level: FeatureLevel, fine_coords: torch.Tensor, spatial_shape) -> torch.Tensor:
+    """(V,) row of `level.features` holding each stride-1 voxel's parent (the voxel that covers it at that scale).
+
+    Args:
+        level: a backbone output at stride s.
+        fine_coords: (V, 4) int [scan, x, y, z] coordinates of the input (stride-1) voxels.
+        spatial_shape: grid extent of the batch at stride 1.
+    """
+    coarse = level.coords.long()
+    fine = fine_coords.long()
+    stride = level.stride
+    extent = [int(-(-s // stride)) + 1 for s in spatial_shape]
+
+    def keys(c: torch.Tensor) -> torch.Tensor:
+        return ((c[:, 0] * extent[0] + c[:, 1]) * extent[1] + c[:, 2]) * extent[2] + c[:, 3]
+
+    sorted_keys, order = torch.sort(keys(coarse))
+    parent_keys = keys(torch.cat([fine[:, :1], torch.div(fine[:, 1:], stride, rounding_mode="floor")], dim=1))
+    found = torch.searchsorted(sorted_keys, parent_keys).clamp_(max=sorted_keys.shape[0] - 1)
+    if not torch.equal(sorted_keys[found], parent_keys):
+        raise RuntimeError(f"voxels at stride {stride} do not cover every input voxel")  # a backbone bug, not user input
+    return order[found]

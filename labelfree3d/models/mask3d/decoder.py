@@ -21,7 +21,7 @@ from torch import nn
 from labelfree3d.errors import ParameterError
 from labelfree3d.geometry import farthest_point_sampling
 from labelfree3d.models._params import check_choice, check_fraction, check_int, check_int_list, check_positive
-from labelfree3d.models.backbone import FeatureLevel
+from labelfree3d.models.backbone import FeatureLevel, parent_rows
 from labelfree3d.models.mask3d.positional import FourierPositionalEncoding, normalize_positions
 
 __all__ = ["MaskDecoderConfig", "MaskTransformerDecoder", "MaskPrediction"]
@@ -159,20 +159,7 @@ class _ScaleIndex:
 
     def __init__(self, level: FeatureLevel, fine_coords: torch.Tensor, fine_positions: torch.Tensor, offsets: torch.Tensor, spatial_shape):
         coarse = level.coords.long()
-        fine = fine_coords.long()
-        stride = level.stride
-        extent = [int(-(-s // stride)) + 1 for s in spatial_shape]
-
-        def keys(c: torch.Tensor) -> torch.Tensor:
-            return ((c[:, 0] * extent[0] + c[:, 1]) * extent[1] + c[:, 2]) * extent[2] + c[:, 3]
-
-        coarse_keys = keys(coarse)
-        sorted_keys, order = torch.sort(coarse_keys)
-        parent_keys = keys(torch.cat([fine[:, :1], torch.div(fine[:, 1:], stride, rounding_mode="floor")], dim=1))
-        found = torch.searchsorted(sorted_keys, parent_keys).clamp_(max=sorted_keys.shape[0] - 1)
-        if not torch.equal(sorted_keys[found], parent_keys):
-            raise RuntimeError(f"voxels at stride {stride} do not cover every input voxel")  # a backbone bug, not user input
-        global_parent = order[found]
+        global_parent = parent_rows(level, fine_coords, spatial_shape)
         batch_size = offsets.shape[0] - 1
         scan = coarse[:, 0]
         local = torch.empty_like(scan)
