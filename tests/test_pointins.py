@@ -244,3 +244,23 @@ def test_offset_centroid_errors_against_ground_truth(osd_dir):
 
     with pytest.raises(InputError, match="must both be"):
         offset_centroid_errors(scene.gt, scene.points, exact[:10])
+
+
+def test_decoder_probe_trains_only_the_decoder_on_the_frozen_backbone(osd_run, osd_dir, tmp_path):
+    from labelfree3d.models.checkpoint import load_model, read_checkpoint
+    from labelfree3d.train.probe import decoder_probe
+
+    settings = {"optim.max_steps": 2, "optim.batch_size": 1, "loss.sample_points": 500, "cpu_threads": 1,
+                "model.decoder.num_queries": 8, "model.decoder.attention_sample_sizes": [50, 100, 200, 400]}  # fmt: skip
+    result = decoder_probe(osd_run / "model.safetensors", [osd_dir / "learn0.pcd", osd_dir / "learn2.pcd"], osd_dir / "learn1.pcd",
+                           tmp_path, fraction=0.5, settings=settings, progress=False)  # fmt: skip
+    assert len(result["train_scans"]) == 1 and set(result) == {"train_scans", "pretrained", "control"}
+    assert all(0 <= result[k]["ap25"] <= 1 for k in ("pretrained", "control"))
+    pretrained = read_checkpoint(osd_run / "model.safetensors", with_optimizer=False).model_state
+    probed = load_model(tmp_path / "pretrained" / "model.safetensors").state_dict()
+    control = load_model(tmp_path / "control" / "model.safetensors").state_dict()
+    backbone = [k for k in probed if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(probed[k], pretrained[k]) for k in backbone)  # weights and BN statistics stay
+    assert not all(torch.equal(probed[k], control[k]) for k in backbone)
+    with pytest.raises(ParameterError, match="both trained and evaluated"):
+        decoder_probe(osd_run / "model.safetensors", osd_dir / "learn1.pcd", osd_dir / "learn1.pcd", tmp_path / "x")

@@ -74,3 +74,34 @@ def register(app: typer.Typer) -> None:
         for key, label in (("ap", "AP"), ("ap50", "AP50"), ("ap25", "AP25")):
             table.add_row(f"{label} of clustered probe offsets (%)", f"{100 * result[key]:.1f}")
         console.print(table)
+
+    @probe_app.command("decoder")
+    def decoder(
+        checkpoint: Path = typer.Argument(..., help="RUN/model.safetensors written by labelfree3d pretrain."),
+        train_data: Path = typer.Argument(..., help="Labelled scans the decoder learns from."),
+        eval_data: Path = typer.Argument(..., help="Labelled scans it is judged on (keep them apart)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Folder of the probe's training runs (pretrained/, control/)."),
+        fraction: float = typer.Option(1.0, "--fraction", help="Share of TRAIN_DATA's scans whose labels are used."),
+        control: bool = typer.Option(True, "--control/--no-control", help="Also train on a frozen backbone at initialisation."),
+        settings: list[str] = typer.Option(None, "--set", help="Trainer setting key=value, e.g. optim.max_steps=300."),
+        seed: int = typer.Option(0, "--seed", help="Choice of scans and the runs' seed."),
+        reader: str = typer.Option(None, "--format", help="Reader name for the scans; detected when omitted."),
+        device: str = typer.Option("cpu", "--device", help="Torch device."),
+        as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    ) -> None:
+        """Decoder probe: train only the Mask3D decoder on the frozen backbone with GT of a fraction of scans; AP on others."""
+        from labelfree3d.cli.common import parse_settings
+        from labelfree3d.train.probe import decoder_probe
+
+        result = decoder_probe(checkpoint, train_data, eval_data, output, fraction=fraction, control=control,
+                               settings=parse_settings(settings), seed=seed, format=reader, device=device)  # fmt: skip
+        if as_json:
+            console.json(result)
+            return
+        table = Table(title=f"decoder probe, {len(result['train_scans'])} labelled scan(s)")
+        for column in ("frozen backbone", "AP", "AP50", "AP25"):
+            table.add_column(column, justify="left" if column == "frozen backbone" else "right")
+        for key, label in (("pretrained", "pre-trained"), ("control", "at initialisation")):
+            if key in result:
+                table.add_row(label, *(f"{100 * result[key][k]:.1f}" for k in ("ap", "ap50", "ap25")))
+        console.print(table)

@@ -39,6 +39,7 @@ __all__ = [
     "Checkpoint",
     "save_checkpoint",
     "read_checkpoint",
+    "load_backbone",
     "load_model",
     "resolve_device",
 ]
@@ -192,3 +193,28 @@ def load_model(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
     if missing or unexpected:
         raise FormatError(f"checkpoint weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}", path)
     return model.to(resolve_device(map_location)).eval()
+
+
+def load_backbone(model: Any, path: str | os.PathLike[str]) -> None:
+    """Copy a checkpoint's backbone weights (`backbone.*`) into `model.backbone`, in place.
+
+    Lets a model start from another model's backbone, e.g. a Mask3D model from a PointINS
+    pre-training run (`TrainConfig.init_backbone_from`).
+
+    Raises:
+        ParameterError: `model` has no backbone.
+        FormatError: the checkpoint holds no backbone, or one of another architecture.
+    """
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        raise ParameterError(f"a {getattr(model, 'model_name', type(model).__name__)!r} model has no backbone to initialise")
+    checkpoint = read_checkpoint(path, "cpu", with_optimizer=False)
+    state = {key[len("backbone.") :]: value for key, value in checkpoint.model_state.items() if key.startswith("backbone.")}
+    if not state:
+        raise FormatError("the checkpoint holds no backbone weights", path)
+    wanted = backbone.state_dict()
+    wrong = [key for key in wanted if key not in state or state[key].shape != wanted[key].shape]
+    if wrong or len(state) != len(wanted):
+        theirs = checkpoint.model_spec.get("backbone"), checkpoint.model_spec.get("input")
+        raise FormatError(f"its backbone does not fit the model's (first mismatch {wrong[:1]}); its backbone and input: {theirs}", path)
+    backbone.load_state_dict(state)

@@ -212,6 +212,11 @@ class TrainConfig:
         init_from: checkpoint whose weights initialise the model (Segment3D stage 2 starts from
             stage 1, UnScene3D's later self-training rounds from the previous round); None:
             random initialisation.
+        init_backbone_from: checkpoint whose `backbone.*` weights initialise the model's
+            backbone alone, e.g. a PointINS pre-training run's `model.safetensors` (the
+            backbones must have the same architecture); None: none.
+        freeze_backbone: train everything but the backbone, whose weights and normalisation
+            statistics stay fixed (the decoder probe of `labelfree3d probe decoder`).
     """
 
     model: dict = field(default_factory=lambda: {"name": "mask3d"})
@@ -232,15 +237,19 @@ class TrainConfig:
     progress: bool = True
     source: str = ""
     init_from: str | None = None
+    init_backbone_from: str | None = None
+    freeze_backbone: bool = False
 
     def __post_init__(self) -> None:
+        if self.init_from and self.init_backbone_from:
+            raise ParameterError("init_from and init_backbone_from exclude each other: the first sets every weight")
         if not isinstance(self.model, dict) or "name" not in self.model:
             raise ParameterError(f"model must be a mapping with a 'name', got {self.model!r}")
         object.__setattr__(self, "output_dir", str(self.output_dir))
         check_int(self.seed, "seed", 0)
         if not isinstance(self.device, str):
             raise ParameterError(f"device must be a string such as auto, cpu or cuda:0, got {self.device!r}")
-        for name in ("amp", "progress"):
+        for name in ("amp", "progress", "freeze_backbone"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterError(f"{name} must be true or false, got {getattr(self, name)!r}")
         check_int(self.log_every, "log_every", 1)

@@ -623,8 +623,13 @@ class Pretrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         offset_weight = loss_config.offset_weight * offset_loss_weight(self.step, self.total_steps, loss_config.offset_warmup)
+        # The teacher normalises with its own batch statistics (BYOL's teacher does too): its
+        # weights trail the student's, so the student's running statistics do not fit them, and
+        # in eval mode the teacher's features shrank to near-constants within 100 steps.
+        self.teacher.train()
         with torch.no_grad():
             teacher_out = self.teacher(collate([p.teacher for p in pairs]).to(self.device))
+        self.teacher.eval()
         self.network.train()
         student_batch = collate([p.student for p in pairs]).to(self.device)
         student_out = self.network(student_batch)
@@ -683,10 +688,10 @@ class Pretrainer:
     @torch.no_grad()
     def _update_teacher(self) -> None:
         momentum = teacher_momentum(self.step, self.total_steps, self.config.teacher_momentum)
+        # parameters only: the teacher's running statistics come from its own forward passes on
+        # the full views, so they match its (trailing) weights when it is exported
         for teacher, student in zip(self.teacher.parameters(), self.student.parameters()):
             teacher.mul_(momentum).add_(student.detach(), alpha=1 - momentum)
-        for teacher, student in zip(self.teacher.buffers(), self.student.buffers()):
-            teacher.copy_(student)
 
     # ------------------------------------------------------------------ the run
     def fit(self) -> PretrainResult:

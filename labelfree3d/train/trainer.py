@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from labelfree3d.errors import FormatError, InputError, ParameterError
 from labelfree3d.io.atomic import write_text_atomic
-from labelfree3d.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from labelfree3d.models.checkpoint import load_backbone, load_model, read_checkpoint, save_checkpoint
 from labelfree3d.models.predict import Predictor
 from labelfree3d.models.registry import build_model, model_spec, normalize_spec
 from labelfree3d.models.voxelize import SparseBatch, collate
@@ -97,6 +97,12 @@ class Trainer:
                 raise ParameterError(f"init_from {config.init_from} holds a different model than config.model")
         else:
             model = build_model(config.model)
+        if config.init_backbone_from:
+            load_backbone(model, config.init_backbone_from)
+        if config.freeze_backbone:
+            if not hasattr(model, "backbone"):
+                raise ParameterError(f"freeze_backbone: a {model.model_name!r} model has no backbone")
+            model.backbone.requires_grad_(False)
         self.model = model.to(self.device)
         if train_set is None:
             if not config.data.train:
@@ -122,7 +128,7 @@ class Trainer:
         self.use_amp = config.amp and self.device.type == "cuda"
         self.criterion = MaskCriterion(config.loss)
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.optim.lr, betas=config.optim.betas, weight_decay=config.optim.weight_decay
+            [p for p in self.model.parameters() if p.requires_grad], lr=config.optim.lr, betas=config.optim.betas, weight_decay=config.optim.weight_decay
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.network: torch.nn.Module = self.model
@@ -260,6 +266,8 @@ class Trainer:
         torch.manual_seed(config.seed * 1_000_003 + self.step * self.context.world_size + self.context.rank)
         lr = self._set_learning_rate()
         self.network.train()
+        if config.freeze_backbone:  # frozen means its batch-norm statistics too
+            self.model.backbone.eval()
         batch = batch.to(self.device)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else contextlib.nullcontext()
         with autocast:

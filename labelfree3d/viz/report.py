@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 # file names a training log may have, in the run folder or its logs/ sub-folder
-TRAINING_LOG_NAMES = ("train_log.jsonl", "training_log.jsonl", "metrics.jsonl", "log.jsonl", "train_log.csv", "training_log.csv")
+TRAINING_LOG_NAMES = ("train_log.jsonl", "training_log.jsonl", "metrics.jsonl", "log.jsonl", "train_log.csv", "training_log.csv", "log.csv")
 # keys that give a training log its x axis, in order of preference
 _STEP_KEYS = ("step", "global_step", "iteration", "iter", "epoch")
 _THUMBNAIL_SIZE = (320, 240)

@@ -100,15 +100,23 @@ class PointINSNet(nn.Module):
         head = config.head
         widths = self.backbone.level_channels[-head.feature_levels :]
         self.feature_dim = int(sum(widths))
+        momentum = config.backbone.bn_momentum
+        # The UNet's features leave a ReLU: all positive, they share one dominant direction, and
+        # so would every embedding (cosine ~0.999 between random points at initialisation). With
+        # identical embeddings Sinkhorn balancing can only return uniform targets and the semantic
+        # branch collapses. Batch normalisation of the projector's output (as in BYOL/SimSiam
+        # projectors) centres the embeddings over the batch before they are L2-normalised.
         self.projection = nn.Sequential(
             nn.Linear(self.feature_dim, head.projection_hidden),
+            nn.BatchNorm1d(head.projection_hidden, momentum=momentum),
             nn.GELU(),
             nn.Linear(head.projection_hidden, head.projection_dim),
+            nn.BatchNorm1d(head.projection_dim, affine=False, momentum=momentum),
         )
         self.prototypes = nn.Parameter(nn.functional.normalize(torch.randn(head.num_prototypes, head.projection_dim), dim=1))
         self.offset_head = nn.Sequential(
             nn.Linear(self.feature_dim, head.offset_hidden),
-            nn.BatchNorm1d(head.offset_hidden, momentum=config.backbone.bn_momentum),
+            nn.BatchNorm1d(head.offset_hidden, momentum=momentum),
             nn.ReLU(),
             nn.Linear(head.offset_hidden, 3),
         )
