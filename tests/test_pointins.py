@@ -264,3 +264,17 @@ def test_decoder_probe_trains_only_the_decoder_on_the_frozen_backbone(osd_run, o
     assert not all(torch.equal(probed[k], control[k]) for k in backbone)
     with pytest.raises(ParameterError, match="both trained and evaluated"):
         decoder_probe(osd_run / "model.safetensors", osd_dir / "learn1.pcd", osd_dir / "learn1.pcd", tmp_path / "x")
+
+
+def test_a_backbone_of_another_architecture_is_refused(osd_run):
+    from labelfree3d.errors import FormatError
+    from labelfree3d.models import build_model
+    from labelfree3d.models.checkpoint import load_backbone
+
+    other = build_model({"name": "mask3d", "backbone": {"init_dim": 8, "planes": [8, 8, 8, 8, 8, 8, 8, 8]}})
+    with pytest.raises(FormatError, match="does not fit"):
+        load_backbone(other, osd_run / "model.safetensors")
+    with pytest.raises(ParameterError, match="exclude each other"):
+        from labelfree3d.train.config import TrainConfig
+
+        TrainConfig(init_from="a.safetensors", init_backbone_from="b.safetensors")

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         """Mean distance from x + O to each point's GT instance centroid: trained, at initialisation, zero offsets."""
         from labelfree3d.train.probe import offset_probe
 
-        result = offset_probe(checkpoint, data, format=reader, device=device, init_seed=init_seed, progress=console.error)
+        result = offset_probe(checkpoint, data, format=reader, device=device, init_seed=init_seed, progress=console.err)
         if as_json:
             console.json(result)
             return
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
 
         result = linear_offset_probe(checkpoint, train_data, eval_data, fraction=fraction, ridge=ridge, radius=radius,
                                      min_points=min_points, seed=seed, format=reader, device=device,
-                                     progress=console.error)  # fmt: skip
+                                     progress=console.err)  # fmt: skip
         if as_json:
             console.json(result)
             return

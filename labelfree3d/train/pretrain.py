@@ -305,7 +305,7 @@ PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
         "masking": {"ratio": 0.7, "size": 0.1},
         "loss": {"zipf_alpha": 0.1, "offset_weight": 0.25, "offset_warmup": 0.1, "sample_points": 2048},
         "scr": {"num_segments": 20, "kmeans_iterations": 10, "knn": 30, "max_distance": 0.05, "min_size": 30},
-        "prior": {"kind": "gamma", "a": 0.24, "theta": 0.25},
+        "prior": {"kind": "gamma", "a": 0.24, "theta": 0.02},
         "optim": {"lr": 2e-3, "weight_decay": 0.04, "schedule": "cosine", "warmup_fraction": 0.05, "max_steps": 1500, "batch_size": 2},
         "checkpoint_every": 100,
         "cpu_threads": 2,
