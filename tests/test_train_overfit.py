@@ -36,5 +36,4 @@ def test_tiny_model_overfits_one_osd_cloud(osd_dir, tmp_path):
     assert report["ap50"] > 0.9
     assert result.evaluation["ap50"] == pytest.approx(report["ap50"])  # the trainer's own evaluation agrees
     assert masks.num_points == scene.num_points  # full resolution, not voxels
-    assert seconds < 90  # ~35 s measured on the shared 2-core machine
 

@@ -60,7 +60,7 @@ from labelfree3d.structures import Scene
 from labelfree3d.train.config import OptimConfig, apply_overrides
 from labelfree3d.train.distributed import DistributedContext
 from labelfree3d.train.logs import CSVLogger
-from labelfree3d.train.schedule import lr_factor
+from labelfree3d.train.schedule import lr_factor, run_length
 
 __all__ = [
     "ViewConfig",
@@ -539,14 +539,16 @@ class Pretrainer:
     @property
     def steps_per_epoch(self) -> int:
         """Optimiser steps per pass over the scans (per process)."""
-        per_rank = math.ceil(len(self.dataset) / self.context.world_size)
-        return math.ceil(per_rank / self.config.optim.batch_size)
+        return self._run_length()[0]
 
     @property
     def total_steps(self) -> int:
-        """`optim.max_steps`, else epochs x steps per epoch."""
+        """Steps of the whole run: `optim.max_steps`, else epochs x steps per epoch."""
+        return self._run_length()[1]
+
+    def _run_length(self) -> tuple[int, int]:
         optim = self.config.optim
-        return optim.max_steps if optim.max_steps is not None else optim.epochs * self.steps_per_epoch
+        return run_length(len(self.dataset), self.context.world_size, optim.batch_size, optim.epochs, optim.max_steps)
 
     # ------------------------------------------------------------------ checkpoints
     def _teacher_path(self, step: int) -> Path:

@@ -64,8 +64,11 @@ def _initial_network(model: Any, seed: int) -> Any:
 def _summary(distances: Sequence[np.ndarray], instances: Sequence[np.ndarray]) -> dict[str, float]:
     """Pooled mean over points and mean over instances of their per-instance means, metres."""
     points = np.concatenate(distances) if distances else np.zeros(0)
-    per_instance = [np.bincount(np.unique(i, return_inverse=True)[1], weights=d) / np.bincount(np.unique(i, return_inverse=True)[1])
-                    for d, i in zip(distances, instances) if d.size]  # fmt: skip
+    per_instance = []
+    for d, i in zip(distances, instances):
+        if d.size:
+            compact = np.unique(i, return_inverse=True)[1]
+            per_instance.append(np.bincount(compact, weights=d) / np.bincount(compact))
     pooled = np.concatenate(per_instance) if per_instance else np.zeros(0)
     return {
         "point_mean": float(points.mean()) if points.size else math.nan,

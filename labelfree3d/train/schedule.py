@@ -6,7 +6,7 @@ import math
 
 from labelfree3d.errors import ParameterError
 
-__all__ = ["lr_factor"]
+__all__ = ["lr_factor", "run_length"]
 
 
 def lr_factor(
@@ -48,3 +48,11 @@ def lr_factor(
 def _cosine(start: float, end: float, fraction: float) -> float:
     """Cosine interpolation from `start` (fraction 0) to `end` (fraction 1)."""
     return end + (start - end) * (1 + math.cos(math.pi * fraction)) / 2
+
+
+def run_length(num_scans: int, world_size: int, batch_size: int, epochs: int, max_steps: int | None) -> tuple[int, int]:
+    """(steps per epoch, total steps) of a run: each process takes ceil(scans / world) scans (padded
+    like DistributedSampler) in batches of `batch_size`; `max_steps`, when set, overrides epochs."""
+    per_rank = math.ceil(num_scans / world_size)
+    per_epoch = math.ceil(per_rank / batch_size)
+    return per_epoch, (max_steps if max_steps is not None else epochs * per_epoch)

@@ -37,7 +37,7 @@ from labelfree3d.train.data import MaskDataset, SceneSource, TargetSource, expan
 from labelfree3d.train.distributed import DistributedContext
 from labelfree3d.train.logs import CSVLogger
 from labelfree3d.train.losses import MaskCriterion
-from labelfree3d.train.schedule import lr_factor
+from labelfree3d.train.schedule import lr_factor, run_length
 
 __all__ = ["Trainer", "TrainResult", "LAST_CHECKPOINT", "MODEL_FILE"]
 
@@ -165,14 +165,16 @@ class Trainer:
     @property
     def steps_per_epoch(self) -> int:
         """Optimiser steps per pass over the training scans (per process batches, padded like DistributedSampler)."""
-        per_rank = math.ceil(len(self.train_set) / self.context.world_size)
-        return math.ceil(per_rank / self.config.optim.batch_size)
+        return self._run_length()[0]
 
     @property
     def total_steps(self) -> int:
         """Steps of the whole run: `optim.max_steps`, else epochs x steps per epoch."""
+        return self._run_length()[1]
+
+    def _run_length(self) -> tuple[int, int]:
         optim = self.config.optim
-        return optim.max_steps if optim.max_steps is not None else optim.epochs * self.steps_per_epoch
+        return run_length(len(self.train_set), self.context.world_size, optim.batch_size, optim.epochs, optim.max_steps)
 
     def set_targets(self, targets: TargetSource) -> None:
         """Swap the training targets (a self-training round's pseudo masks)."""
