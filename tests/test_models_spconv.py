@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import _learning  # noqa: F401 - one torch thread
+import pytest
 import torch
 
 from labelfree3d.models.spconv_compat import SPCONV_MODULES_WITH_STREAMS, current_stream_handle, import_spconv
@@ -26,10 +27,25 @@ def test_shim_is_installed_in_every_module_that_binds_the_stream_getter():
         assert current_stream_handle() == 0
 
 
-def test_submanifold_conv_forward_and_backward_match_dense_conv3d():
+# (grid size, voxels, torch threads): spconv 2.3.8's own CPU scatter-add races with more than one
+# OpenMP thread (shared row pointers); on 2 threads it gave wrong rows in every call on this size
+THREAD_CASES = {"1-thread": (10, 150, 1), "2-threads": (24, 6000, 2)}
+
+
+@pytest.mark.parametrize("case", sorted(THREAD_CASES))
+def test_submanifold_conv_forward_and_backward_match_dense_conv3d(case):
     spconv = import_spconv()
-    coords, features = _random_sparse(0)
-    size = 10
+    size, count, threads = THREAD_CASES[case]
+    coords, features = _random_sparse(0, size=size, count=count)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _check_submanifold_conv_against_dense(spconv, coords, features, size)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_submanifold_conv_against_dense(spconv, coords, features, size):
     conv = spconv.SubMConv3d(3, 4, 3, bias=False, indice_key="t").double()
     weight = conv.weight.detach().clone()  # spconv 2.x layout: (out, kx, ky, kz, in)
     sparse_in = features.clone().requires_grad_(True)
