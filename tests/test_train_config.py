@@ -101,3 +101,26 @@ def test_scan_lists_expand_folders_and_patterns_and_skip_non_scans(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no scans"):
         expand_scan_paths([tmp_path / "empty"])
+
+
+def test_scene_mixing_puts_two_real_scans_side_by_side_with_both_scans_targets(osd_dir):
+    from labelfree3d.models.voxelize import InputSpec
+    from labelfree3d.train import MaskDataset
+
+    clouds = [osd_dir / "learn0.pcd", osd_dir / "learn8.pcd"]
+    spec = InputSpec(0.02, ("color", "xyz"), "remove")
+    alone = MaskDataset(clouds, "gt", spec, AugmentConfig(up_axis="y"), seed=1)
+    mixed = MaskDataset(clouds, "gt", spec, AugmentConfig(up_axis="y", mix_probability=1.0, mix_gap=0.1), seed=1)
+    for index in range(2):
+        single, other, pair = alone[index], alone[1 - index], mixed[index]
+        assert pair.targets.shape[0] == single.targets.shape[0] + other.targets.shape[0]
+        assert not (pair.targets.sum(axis=0) > 1).any()  # no voxel belongs to two objects
+        # the two scans' voxels are split by a gap along one horizontal axis (x or z: y is up here)
+        first = pair.targets[: single.targets.shape[0]].any(axis=0)
+        second = pair.targets[single.targets.shape[0]:].any(axis=0)
+        coords = pair.coords
+        gaps = [max(coords[second, a].min() - coords[first, a].max(), coords[first, a].min() - coords[second, a].max()) for a in (0, 2)]
+        assert max(gaps) >= 0.1 / 0.02 - 1
+    assert np.array_equal(mixed[0].targets, mixed[0].targets)  # seeded by (seed, epoch, sample)
+    with pytest.raises(ParameterError, match="mix_probability"):
+        AugmentConfig(mix_probability=1.5)

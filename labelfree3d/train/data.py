@@ -26,7 +26,7 @@ from labelfree3d.models.voxelize import (
     with_model_superpoints,
 )
 from labelfree3d.structures import InstanceMasks, Scene
-from labelfree3d.train.augment import AugmentConfig, augment_points
+from labelfree3d.train.augment import AugmentConfig, augment_points, place_beside
 
 __all__ = ["MaskDataset", "ground_truth_targets", "expand_scan_paths", "SceneSource", "TargetSource"]
 
@@ -148,13 +148,30 @@ class MaskDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> VoxelizedScene:
         if self.input_spec is None:
             raise ParameterError("MaskDataset has no input_spec: pass one, or hand the dataset to a Trainer")
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        scene, points, colors, targets = self._augmented(index, rng)
+        if len(self) > 1 and self.augment.enabled and self.augment.mix_probability and rng.random() < self.augment.mix_probability:
+            other_index = (index + 1 + int(rng.integers(len(self) - 1))) % len(self)
+            other, other_points, other_colors, other_targets = self._augmented(other_index, rng)
+            scene, points, colors, targets = _side_by_side(
+                (scene, points, colors, targets),
+                (other, place_beside(points, other_points, self.augment, rng), other_colors, other_targets),
+            )
+        features = point_features(scene, self.input_spec.features, points=points, colors=colors)
+        superpoints = scene.superpoints if self.input_spec.superpoints else None
+        voxels = voxelize(points, features, self.input_spec.voxel_size, scene.name, targets, superpoints=superpoints)
+        assert voxels.targets is not None
+        voxels.targets = voxels.targets[voxels.targets.any(axis=1)]  # masks lost to voxelisation cannot be learned
+        return voxels
+
+    def _augmented(self, index: int, rng: np.random.Generator) -> tuple[Scene, np.ndarray, np.ndarray | None, InstanceMasks]:
+        """Scan `index` as the model sees it: structure cut, thinned, augmented; with its targets on those points."""
         scene = self.scene(index)
         targets = self.scene_targets(scene)
         if self.input_spec.superpoints:  # computed once per scan and process, on the whole scan
             if index not in self._superpoints:
                 self._superpoints[index] = with_model_superpoints(scene, self.input_spec).superpoints
             scene = dataclasses.replace(scene, superpoints=self._superpoints[index])
-        rng = np.random.default_rng([self.seed, self.epoch, index])
         if index not in self._model_points:
             self._model_points[index] = model_points(scene, self.input_spec)
         seen = self._model_points[index]
@@ -171,9 +188,26 @@ class MaskDataset(torch.utils.data.Dataset):
             if keep.shape[0] < scene.num_points:
                 scene, targets = scene.subset(keep), targets.restrict(keep)
         points, colors = augment_points(scene.points, scene.colors, self.augment, rng)
-        features = point_features(scene, self.input_spec.features, points=points, colors=colors)
-        superpoints = scene.superpoints if self.input_spec.superpoints else None
-        voxels = voxelize(points, features, self.input_spec.voxel_size, scene.name, targets, superpoints=superpoints)
-        assert voxels.targets is not None
-        voxels.targets = voxels.targets[voxels.targets.any(axis=1)]  # masks lost to voxelisation cannot be learned
-        return voxels
+        return scene, points, colors, targets
+
+
+def _side_by_side(first: tuple, second: tuple) -> tuple[Scene, np.ndarray, np.ndarray | None, InstanceMasks]:
+    """One training sample from two augmented scans: (scene, points, colours, targets) of both, concatenated.
+
+    The merged scene carries what `point_features` and `voxelize` read (points, colours, normals,
+    superpoints, renumbered so that the two scans share none); its name is the first scan's.
+    """
+    (scene, points, colors, targets), (other, other_points, other_colors, other_targets) = first, second
+    n, m = points.shape[0], other_points.shape[0]
+
+    def joined(a, b):
+        return None if a is None or b is None else np.concatenate([a, b])
+
+    superpoints = None
+    if scene.superpoints is not None and other.superpoints is not None:
+        superpoints = np.concatenate([scene.superpoints, other.superpoints + int(scene.superpoints.max(initial=-1)) + 1])
+    merged = Scene(points=np.concatenate([points, other_points]), colors=joined(scene.colors, other.colors),
+                   normals=joined(scene.normals, other.normals), superpoints=superpoints, name=scene.name, source=scene.source)
+    masks = InstanceMasks.concatenate([targets.expand(np.arange(n), n + m), other_targets.expand(np.arange(n, n + m), n + m)])
+    return merged, merged.points, joined(colors, other_colors), masks
+
