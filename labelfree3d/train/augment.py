@@ -43,9 +43,10 @@ class AugmentConfig:
             Mix3D (Nekrasov et al., 3DV 2021) overlays two augmented scenes to take objects out of
             their context; this places the second scan next to the first instead, along a random
             horizontal axis with `mix_gap` metres between their bounding boxes, so that no object
-            intersects another and a sample holds the objects of both scans. Off in the papers'
-            configs; on in the CPU `small` presets, whose dozen training scans otherwise teach the
-            decoder how many objects a scan has (docs/recipes.md).
+            intersects another and a sample holds the objects of both scans. Meant for training
+            sets of a dozen scans, from which a decoder learns how many objects a scan has; off
+            in every config and preset, since it gave no clear gain on the OSD selection split
+            (docs/recipes.md).
         mix_gap: gap in metres between the two scans' bounding boxes when mixing (0.05).
     """
 
