@@ -56,16 +56,33 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # click's own exits (usage errors print their message)
         return int(done.code or 0) if isinstance(done.code, int) else 2
     except Exception as error:  # click usage errors and friends
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
+        usage_errors, aborts = _click_exception_classes()
+        if isinstance(error, usage_errors):
             error.show()
             return 2
-        if isinstance(error, click.exceptions.Abort):
+        if isinstance(error, aborts):
             console.err("aborted")
             return 1
         raise
     return 0
+
+
+def _click_exception_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(ClickException classes, Abort classes) of every click that typer may be running on.
+
+    typer up to 0.25 raises the `click` package's exceptions; 0.26 and later vendor click as
+    `typer._click` (and define `Abort` in `typer.exceptions`), different classes, so all are looked up.
+    """
+    usage_errors: list[type[Exception]] = []
+    aborts: list[type[Exception]] = []
+    for module_name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        usage_errors.extend(c for c in [getattr(module, "ClickException", None)] if c is not None)
+        aborts.extend(c for c in [getattr(module, "Abort", None)] if c is not None)
+    return tuple(usage_errors), tuple(aborts)
 
 
 if __name__ == "__main__":
