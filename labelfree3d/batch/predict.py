@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labelfree3d.batch.engine import BatchRun, run_batch
+from labelfree3d.io.atomic import check_output
 
 __all__ = ["predict_scans", "predict_scan", "load_predictor"]
 
@@ -100,6 +101,8 @@ def predict_scans(
     """
     settings_json = json.dumps(dict(settings or {}), sort_keys=True, default=str)
     checkpoint, output = str(checkpoint), str(output)
+    # a bad output fails once, here, rather than once per scan
+    check_output(output, inputs=[checkpoint, *scans] if to_file else [checkpoint], folder=not to_file)
     load_predictor(checkpoint, settings_json, device)  # fails here, once, on a bad checkpoint or setting
     task = functools.partial(
         predict_scan, checkpoint=checkpoint, settings_json=settings_json, device=device, output=output, to_file=to_file,

@@ -8,6 +8,7 @@ import typer
 
 from labelfree3d.cli.common import console
 from labelfree3d.io import read_scene, write_scene
+from labelfree3d.io.atomic import check_output
 
 
 def register(app: typer.Typer) -> None:
@@ -18,6 +19,7 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option(None, "--format", "-f", help="Input reader name; detected when omitted."),
     ) -> None:
         """Convert a scan (with its ground truth) to PLY or our NPZ scene archive."""
+        check_output(target, inputs=[source])
         scene = read_scene(source, format=format)
         written = write_scene(scene, target)
         console.print(f"wrote {written} ({scene.num_points} points)")

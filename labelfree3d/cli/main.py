@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import typer
@@ -39,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and exit with status 2."""
     args = sys.argv[1:] if argv is None else argv
     state.debug = "--debug" in args
+    previous = _interrupt_on_sigterm()
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: list[str]) -> int:
+    """Run the typer app and map its outcomes to exit statuses (see `main`)."""
     try:
         status = app(args=args, standalone_mode=False)
         if isinstance(status, int) and not isinstance(status, bool):  # click returns typer.Exit's code here
@@ -61,10 +72,29 @@ def main(argv: list[str] | None = None) -> int:
             error.show()
             return 2
         if isinstance(error, aborts):
+            if isinstance(error.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+                console.err("interrupted")
+                return 130
             console.err("aborted")
             return 1
         raise
     return 0
+
+
+def _interrupt_on_sigterm() -> object | None:
+    """Let SIGTERM unwind like Ctrl-C (KeyboardInterrupt), so writers remove their temporary files and we exit 130.
+
+    Returns the handler it replaced (None when it could not install one).
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called from a worker thread): leave it as it is
+        return None
+    return signal.SIG_DFL if previous is None else previous
 
 
 def _click_exception_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:

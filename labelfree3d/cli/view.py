@@ -27,8 +27,13 @@ def register(app: typer.Typer) -> None:
         two layers side by side or flip between them.
         """
         from labelfree3d.io import read_scene
+        from labelfree3d.io.atomic import check_output
         from labelfree3d.viz import DEFAULT_MAX_POINTS, read_prediction_sets, render_sheet, write_png, write_viewer
 
+        inputs = [scene_path, *(prediction_paths or [])]
+        for written_path in (output, png):
+            if written_path is not None:
+                check_output(written_path, inputs=inputs)
         scene = read_scene(scene_path, format=format)
         predictions = read_prediction_sets(prediction_paths or [], scene.num_points)
         target = output if output is not None else Path(f"{scene.name}_view.html")

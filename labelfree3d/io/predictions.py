@@ -21,7 +21,9 @@ mask path, label id, confidence), and one mask file per prediction with a 0/1 li
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from labelfree3d.errors import FormatError, InputError
 from labelfree3d.io._integer_lines import binary_lines, integer_lines, normalise_lines
-from labelfree3d.io.atomic import atomic_path, write_text_atomic
+from labelfree3d.io.atomic import atomic_folder, atomic_path
 from labelfree3d.structures import InstanceMasks
 
 PREDICTION_KEYS = ("mask_indptr", "mask_indices", "scores", "num_points")
@@ -127,27 +129,37 @@ def write_scannet_benchmark(
 ) -> Path:
     """Write masks in the ScanNet benchmark instance format under `folder`.
 
-    Mask files are written first and the scene's index file last (each atomically), so an
-    interrupted run never leaves an index that names missing masks. Class-agnostic methods
-    use a single `label_id` for every mask.
+    The scene's files appear whole or not at all (`atomic_folder`): they are written into a
+    hidden staging folder beside `folder`, which becomes `folder` when it does not exist yet;
+    otherwise the mask files are moved in first and the index last, with Ctrl-C / SIGTERM held
+    back meanwhile, so an interrupted run never leaves an index that names missing masks nor
+    mask files without an index. Mask files of an earlier run of the same scene that the new
+    index no longer names are removed. Class-agnostic methods use a single `label_id` for
+    every mask.
 
     Returns:
         Path of `<folder>/<scene_name>.txt`.
     """
     folder = Path(folder)
-    mask_dir = folder / "predicted_masks"
-    mask_dir.mkdir(parents=True, exist_ok=True)
     lines = []
+    names = set()
     # every mask file is "0\n" or "1\n" per vertex: fill a byte buffer instead of formatting text
     empty = np.tile(np.frombuffer(b"0\n", dtype=np.uint8), masks.num_points)
-    for k in range(len(masks)):
-        column = empty.copy()
-        column[2 * masks[k].astype(np.int64)] = ord("1")
-        relative = f"predicted_masks/{scene_name}_{k:03d}.txt"
-        with atomic_path(folder / relative) as tmp:
-            tmp.write_bytes(column.tobytes())
-        lines.append(f"{relative} {label_id} {masks.scores[k]:.6f}")
-    return write_text_atomic(folder / f"{scene_name}.txt", "\n".join(lines) + ("\n" if lines else ""))
+    with atomic_folder(folder) as staging:
+        (staging / "predicted_masks").mkdir()
+        for k in range(len(masks)):
+            column = empty.copy()
+            column[2 * masks[k].astype(np.int64)] = ord("1")
+            relative = f"predicted_masks/{scene_name}_{k:03d}.txt"
+            (staging / relative).write_bytes(column.tobytes())
+            names.add(f"{scene_name}_{k:03d}.txt")
+            lines.append(f"{relative} {label_id} {masks.scores[k]:.6f}")
+        (staging / f"{scene_name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    own_mask = re.compile(re.escape(scene_name) + r"_\d{3,}\.txt")
+    for stale in (folder / "predicted_masks").glob(f"{glob.escape(scene_name)}_*.txt"):
+        if own_mask.fullmatch(stale.name) and stale.name not in names:
+            stale.unlink(missing_ok=True)
+    return folder / f"{scene_name}.txt"
 
 
 def read_scannet_benchmark(index_file: str | os.PathLike[str]) -> tuple[InstanceMasks, np.ndarray]:

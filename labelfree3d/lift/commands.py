@@ -15,6 +15,7 @@ import numpy as np
 
 from labelfree3d.errors import InputError, UnknownFormatError
 from labelfree3d.io import detect_format, read_scene, write_scene
+from labelfree3d.io.atomic import check_output
 from labelfree3d.lift.fusion import (
     TSDFFusion,
     frames_to_mesh_distances,
@@ -81,6 +82,7 @@ def fuse_input(
     """
     if frame_stride < 1:
         raise InputError(f"--frame-stride must be >= 1, got {frame_stride}")
+    check_output(output, inputs=[source])  # before fusing: minutes lost to an output that cannot be written
     scene = read_scene(source)
     started = time.perf_counter()
     if scene.frames is not None and len(scene.frames) > 0 and scene.num_points == 0:

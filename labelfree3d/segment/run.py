@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labelfree3d.io import SEGMENTATION_FORMATS, read_scene, write_segmentation
+from labelfree3d.io.atomic import check_output
 from labelfree3d.io.segmentation_output import segmentation_format_for
 from labelfree3d.segment.base import SEGMENTERS, make_segmenter
 from labelfree3d.structures import InstanceMasks, Scene
@@ -133,6 +134,8 @@ def segment_file(
         output suffix that contradicts `format`. Nothing is written when segmentation fails.
     """
     format = segmentation_format_for(output, format)
+    if output is not None:  # before the expensive part: never segment for an output that cannot be written
+        check_output(output, inputs=[path], folder=format == "scannet")
     if method is not None:
         segmenter = make_segmenter(method, **(settings or {}))  # bad settings fail before reading
     scene = read_scene(path, format=input_format)
@@ -143,6 +146,7 @@ def segment_file(
     masks = segmenter.segment(scene)
     seconds = time.perf_counter() - started
     target = Path(output) if output is not None else default_output_path(scene.name, method, format)
+    check_output(target, inputs=[path], folder=format == "scannet")
     written = write_segmentation(scene, masks, target, format, method=method)
     run = SegmentationRun(scene, masks, method, segmenter.get_params(), seconds, written, format)
     if evaluate and scene.gt is not None and scene.gt.num_evaluated > 0:

@@ -43,7 +43,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from labelfree3d.errors import FormatError, InputError, ParameterError
-from labelfree3d.io.atomic import write_text_atomic
+from labelfree3d.io.atomic import ensure_output_folder, write_text_atomic
 from labelfree3d.models._params import (
     check_choice,
     check_fraction,
@@ -707,7 +707,7 @@ class Pretrainer:
         target = self.total_steps
         logger = None
         if self.context.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            ensure_output_folder(self.output_dir)
             import yaml
 
             write_text_atomic(self.output_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from labelfree3d.errors import FormatError, InputError, ParameterError
-from labelfree3d.io.atomic import write_text_atomic
+from labelfree3d.io.atomic import ensure_output_folder, write_text_atomic
 from labelfree3d.models.checkpoint import load_backbone, load_model, read_checkpoint, save_checkpoint
 from labelfree3d.models.predict import Predictor
 from labelfree3d.models.registry import build_model, model_spec, normalize_spec
@@ -294,7 +294,7 @@ class Trainer:
         config = self.config
         target = self.total_steps if max_steps is None else int(max_steps)
         if self.context.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            ensure_output_folder(self.output_dir)
             import yaml
 
             write_text_atomic(self.output_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelfree3d.errors import InputError
-from labelfree3d.io.atomic import write_text_atomic
+from labelfree3d.io.atomic import check_output, write_text_atomic
 
 if TYPE_CHECKING:
     from labelfree3d.batch.benchmark import BenchmarkResult
@@ -437,6 +437,7 @@ def build_report(
     from labelfree3d.evaluate import jsonable_report
     from labelfree3d.viz.charts import precision_recall_svg, training_curves_svg
 
+    check_output(output, inputs=[source, ground_truth])
     if (Path(source) / "recipe.json").is_file() and ground_truth is None:
         return write_recipe_report(source, output, void_labels=void_labels, min_region_size=min_region_size, thumbnails=thumbnails)
     contents = locate_run(source, ground_truth)
