@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
             main = trainer.context.is_main
             if resume and trainer.resume():
                 if main:
+                    if trainer.resume_note:
+                        console.err(f"warning: {trainer.resume_note}")
                     console.err(f"resuming {run_config.output_dir} at step {trainer.step} of {trainer.total_steps}")
             elif main:
                 console.err(f"training {run_config.model['name']} for {trainer.total_steps} steps on {trainer.device} "

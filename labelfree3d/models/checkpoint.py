@@ -12,15 +12,21 @@ metadata ``model``     JSON model spec, enough for `build_model` to rebuild the 
 metadata ``config``    JSON training configuration (YAML-equivalent), or ``null``
 metadata ``trainer``   JSON trainer state: step, epoch, optimiser hyper-parameters per
                        group, AMP scaler state (training checkpoints only), or ``null``
+metadata ``model_sha256``      sha256 of the ``model.*`` tensors (`payload_digest`)
+metadata ``optimizer_sha256``  sha256 of the ``optimizer.*`` tensors (training checkpoints)
 =====================  =============================================================
 
 Tensors are moved to the CPU before saving and nothing device-specific is recorded, so a
 checkpoint written on a GPU loads on a machine without CUDA (`map_location="cpu"`). Files are
-written to a temporary name and renamed, so a crash never leaves a truncated checkpoint.
+written to a temporary name and renamed, so a crash never leaves a truncated checkpoint; the
+digests are checked on reading, so a file truncated or damaged later (a copy cut short, a
+bad disk) is refused with "checkpoint is truncated or corrupt" instead of loading wrong
+weights. Checkpoints written before the digests existed load without the check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -41,6 +47,7 @@ __all__ = [
     "read_checkpoint",
     "load_backbone",
     "load_model",
+    "payload_digest",
     "resolve_device",
 ]
 
@@ -70,6 +77,28 @@ def resolve_device(map_location: Any = "cpu") -> torch.device:
     elif device.type != "cpu":
         raise ParameterError(f"unsupported device {map_location!r} (use cpu, cuda, cuda:N or auto)")
     return device
+
+
+def payload_digest(tensors: dict[str, Any], prefix: str) -> str:
+    """Hex sha256 over the CPU tensors of `tensors` whose key starts with `prefix`.
+
+    Covers each key, dtype, shape and the raw bytes, in key order, so a renamed, reshaped or
+    altered tensor changes the digest.
+    """
+    import torch
+
+    digest = hashlib.sha256()
+    for key in sorted(k for k in tensors if k.startswith(prefix)):
+        value = tensors[key]
+        digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}\n".encode())
+        digest.update(value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _check_digest(metadata: dict[str, str], name: str, tensors: dict[str, Any], prefix: str, path: Path) -> None:
+    expected = metadata.get(name)
+    if expected is not None and payload_digest(tensors, prefix) != expected:
+        raise FormatError(f"checkpoint is truncated or corrupt ({prefix}* tensors do not match their sha256)", path)
 
 
 @dataclass
@@ -133,7 +162,10 @@ def save_checkpoint(
         "model": json.dumps(model_spec(inner)),
         "config": json.dumps(config),
         "trainer": json.dumps(state),
+        "model_sha256": payload_digest(tensors, "model."),
     }
+    if any(key.startswith("optimizer.") for key in tensors):
+        metadata["optimizer_sha256"] = payload_digest(tensors, "optimizer.")
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -145,7 +177,8 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", wit
 
     Raises:
         InputError: the file does not exist.
-        FormatError: not a labelfree3d checkpoint (or from an unknown version).
+        FormatError: not a labelfree3d checkpoint (or from an unknown version), or a file that is
+            truncated or corrupt (unreadable, or tensors that do not match their sha256).
         DependencyError: `map_location` asks for CUDA on a machine without it.
     """
     from safetensors import SafetensorError, safe_open
@@ -161,19 +194,24 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu", wit
                 raise FormatError(f"not a labelfree3d checkpoint (format {metadata.get('format')!r})", path)
             if metadata.get("version") != CHECKPOINT_VERSION:
                 raise FormatError(f"checkpoint version {metadata.get('version')!r} is not supported (expected {CHECKPOINT_VERSION})", path)
+            wanted = ("model.", "optimizer.") if with_optimizer else ("model.",)
+            raw = {key: handle.get_tensor(key) for key in handle.keys() if key.startswith(wanted)}
+            _check_digest(metadata, "model_sha256", raw, "model.", path)
+            if with_optimizer:
+                _check_digest(metadata, "optimizer_sha256", raw, "optimizer.", path)
             model_state: dict[str, Any] = {}
             optimizer_state: dict[int, dict[str, Any]] = {}
-            for key in handle.keys():
+            for key, value in raw.items():
                 if key.startswith("model."):
-                    model_state[key[len("model.") :]] = handle.get_tensor(key).to(device)
-                elif with_optimizer and key.startswith("optimizer."):
+                    model_state[key[len("model.") :]] = value.to(device)
+                else:
                     _, index, name = key.split(".", 2)
-                    optimizer_state.setdefault(int(index), {})[name] = handle.get_tensor(key)
+                    optimizer_state.setdefault(int(index), {})[name] = value
             spec = json.loads(metadata["model"])
             config = json.loads(metadata.get("config", "null"))
             trainer = json.loads(metadata.get("trainer", "null"))
-    except (SafetensorError, OSError, json.JSONDecodeError, KeyError) as error:
-        raise FormatError(f"unreadable checkpoint ({error})", path) from error
+    except (SafetensorError, OSError, json.JSONDecodeError, KeyError, ValueError, RuntimeError) as error:
+        raise FormatError(f"checkpoint is truncated or corrupt ({str(error).splitlines()[0][:160]})", path) from error
     if trainer is not None:
         for index, scalars in trainer.get("optimizer_scalars", {}).items():
             optimizer_state.setdefault(int(index), {}).update(scalars)

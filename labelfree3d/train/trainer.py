@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from labelfree3d.errors import FormatError, InputError, ParameterError
-from labelfree3d.io.atomic import ensure_output_folder, write_text_atomic
+from labelfree3d.io.atomic import atomic_path, ensure_output_folder, write_text_atomic
 from labelfree3d.models.checkpoint import load_backbone, load_model, read_checkpoint, save_checkpoint
 from labelfree3d.models.predict import Predictor
 from labelfree3d.models.registry import build_model, model_spec, normalize_spec
@@ -138,6 +139,9 @@ class Trainer:
         self.step = 0
         self.output_dir = Path(config.output_dir)
         self._loggers: dict[str, CSVLogger] = {}
+        # set by `resume` when the last checkpoint was damaged and an earlier one was used instead
+        self.resume_note: str | None = None
+        self.resumed_from: Path | None = None
 
     @classmethod
     def from_scenes(
@@ -211,11 +215,15 @@ class Trainer:
         """
         explicit = path is not None
         path = Path(path) if explicit else self.output_dir / LAST_CHECKPOINT
-        if not path.is_file():
-            if explicit:
+        if explicit:
+            if not path.is_file():
                 raise InputError("no such checkpoint to resume from", path)
-            return False
-        checkpoint = read_checkpoint(path, map_location=self.device)
+            checkpoint = read_checkpoint(path, map_location=self.device)
+        else:
+            found = self._last_complete_checkpoint()
+            if found is None:
+                return False
+            path, checkpoint = found
         if checkpoint.trainer_state is None or checkpoint.optimizer_state is None:
             raise FormatError("checkpoint holds no training state (a model export?); cannot resume from it", path)
         if checkpoint.model_spec != model_spec(self.model):
@@ -227,7 +235,35 @@ class Trainer:
         if self.use_amp and scaler_state:
             self.scaler.load_state_dict(scaler_state)
         self.step = int(checkpoint.trainer_state["step"])
+        self.resumed_from = path
         return True
+
+    def _last_complete_checkpoint(self) -> tuple[Path, Any] | None:
+        """(path, checkpoint) of the newest readable checkpoint of the run: last.safetensors, else the
+        newest kept step_*.safetensors; None when the run has none.
+
+        A damaged last checkpoint (truncated or corrupt; see `read_checkpoint`) is skipped with a
+        note in `resume_note`. Raises the first damage's FormatError when every checkpoint is damaged.
+        """
+        last = self.output_dir / LAST_CHECKPOINT
+        candidates = [last, *sorted(last.parent.glob("step_*.safetensors"), reverse=True)]
+        damaged: list[FormatError] = []
+        for candidate in candidates:
+            if not candidate.is_file():
+                continue
+            try:
+                checkpoint = read_checkpoint(candidate, map_location=self.device)
+            except FormatError as error:
+                if "truncated or corrupt" not in str(error):
+                    raise
+                damaged.append(error)
+                continue
+            if damaged:
+                self.resume_note = f"{damaged[0]}; resumed from the earlier complete checkpoint {candidate} instead"
+            return candidate, checkpoint
+        if damaged:
+            raise FormatError(f"{damaged[0].problem}; no earlier complete checkpoint to resume from (delete it to start over)", damaged[0].path)
+        return None
 
     def _write_checkpoint(self) -> Path | None:
         path = None
@@ -236,7 +272,8 @@ class Trainer:
             if self.config.keep_checkpoints:
                 folder = self.output_dir / "checkpoints"
                 numbered = folder / f"step_{self.step:07d}.safetensors"
-                numbered.write_bytes(path.read_bytes())
+                with atomic_path(numbered) as tmp:  # a copy cut short must not look like a checkpoint
+                    shutil.copyfile(path, tmp)
                 for old in sorted(folder.glob("step_*.safetensors"))[: -self.config.keep_checkpoints]:
                     old.unlink()
         self.context.barrier()
@@ -295,6 +332,7 @@ class Trainer:
         target = self.total_steps if max_steps is None else int(max_steps)
         if self.context.is_main:
             ensure_output_folder(self.output_dir)
+            _remove_stale_temporaries(self.output_dir)
             import yaml
 
             write_text_atomic(self.output_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -374,6 +412,13 @@ class Trainer:
             self._logger("eval").log({"step": self.step, **summary})
         self.context.barrier()
         return summary
+
+
+def _remove_stale_temporaries(run: Path) -> None:
+    """Delete the hidden temporary files a killed run (SIGKILL, power cut) left in `run` and its checkpoints."""
+    for folder in (run, run / "checkpoints"):
+        for stale in [*folder.glob(".*.tmp.*"), *folder.glob("*.csv.tmp")]:
+            stale.unlink(missing_ok=True)
 
 
 def _progress_bar(enabled: bool):
