@@ -37,15 +37,49 @@ for _name in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print one line to stderr and exit with status 2."""
+    """Run the CLI; user errors print one line to stderr and exit with status 2, Ctrl-C and SIGTERM exit 130."""
     args = sys.argv[1:] if argv is None else argv
     state.debug = "--debug" in args
-    previous = _interrupt_on_sigterm()
+    previous = _install_interrupt_handlers()
     try:
-        return _run(args)
+        status = _run(args)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    # typer versions differ in what an interrupt turns into (Abort, Exit(130), or a swallowed 0)
+    if status == 130 or _received_signals:
+        console.err("interrupted")
+        return 130
+    return status
+
+
+_received_signals: list[int] = []
+
+
+def _install_interrupt_handlers() -> dict[int, object]:
+    """Make SIGTERM unwind like Ctrl-C (KeyboardInterrupt), so that writers remove their temporary files,
+    and remember either signal, so that the exit status is 130 whatever typer makes of the interrupt.
+
+    A SIGINT that the parent made us ignore (a background job) stays ignored. Returns the handlers
+    replaced, to be restored; none outside the main thread, where Python cannot install handlers.
+    """
+    _received_signals.clear()
+
+    def interrupt(signum: int, frame: object) -> None:
+        _received_signals.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous: dict[int, object] = {}
+    try:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(number)
+            if number == signal.SIGINT and current is not signal.default_int_handler:
+                continue
+            signal.signal(number, interrupt)
+            previous[number] = signal.SIG_DFL if current is None else current
+    except ValueError:  # not the main thread
+        pass
+    return previous
 
 
 def _run(args: list[str]) -> int:
@@ -60,8 +94,7 @@ def _run(args: list[str]) -> int:
         console.err(f"error: {error}")
         return 2
     except KeyboardInterrupt:
-        console.err("interrupted")
-        return 130
+        return 130  # `main` says so
     except typer.Exit as done:
         return int(done.exit_code or 0)
     except SystemExit as done:  # click's own exits (usage errors print their message)
@@ -73,28 +106,11 @@ def _run(args: list[str]) -> int:
             return 2
         if isinstance(error, aborts):
             if isinstance(error.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-                console.err("interrupted")
                 return 130
             console.err("aborted")
             return 1
         raise
     return 0
-
-
-def _interrupt_on_sigterm() -> object | None:
-    """Let SIGTERM unwind like Ctrl-C (KeyboardInterrupt), so writers remove their temporary files and we exit 130.
-
-    Returns the handler it replaced (None when it could not install one).
-    """
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (main() called from a worker thread): leave it as it is
-        return None
-    return signal.SIG_DFL if previous is None else previous
 
 
 def _click_exception_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:

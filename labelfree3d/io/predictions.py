@@ -25,6 +25,7 @@ import glob
 import os
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +90,8 @@ def read_predictions(path: str | os.PathLike[str]) -> tuple[InstanceMasks, dict[
             if missing:
                 raise FormatError(f"prediction file lacks keys {missing} (has {sorted(data.files)})", path)
             arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise FormatError(f"not a readable .npz prediction file ({error})", path) from error
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as error:  # zlib: damaged deflate data
+        raise FormatError(f"not a readable .npz prediction file: truncated or corrupt ({error})", path) from error
     try:
         masks = InstanceMasks(arrays["mask_indptr"], arrays["mask_indices"], arrays["scores"], int(arrays["num_points"]))
     except InputError as error:
@@ -120,8 +121,8 @@ def read_prediction_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             return info
     except FileNotFoundError as error:
         raise InputError("no such prediction file", path) from error
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise FormatError(f"not a readable .npz prediction file ({error})", path) from error
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as error:  # zlib: damaged deflate data
+        raise FormatError(f"not a readable .npz prediction file: truncated or corrupt ({error})", path) from error
 
 
 def write_scannet_benchmark(

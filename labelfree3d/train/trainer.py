@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from labelfree3d.errors import FormatError, InputError, ParameterError
-from labelfree3d.io.atomic import atomic_path, ensure_output_folder, write_text_atomic
+from labelfree3d.io.atomic import atomic_path, check_output, ensure_output_folder, write_text_atomic
 from labelfree3d.models.checkpoint import load_backbone, load_model, read_checkpoint, save_checkpoint
 from labelfree3d.models.predict import Predictor
 from labelfree3d.models.registry import build_model, model_spec, normalize_spec
@@ -87,6 +87,7 @@ class Trainer:
         context: DistributedContext | None = None,
     ):
         self.config = config
+        check_output(config.output_dir, folder=True)  # before loading data: a run folder that cannot be written fails now
         self.context = context or DistributedContext.from_environment(config.device)
         self.device = self.context.device
         if config.cpu_threads is not None:
