@@ -22,7 +22,7 @@ from _scan_crops import KINDS, read_crops
 from threadpoolctl import threadpool_limits
 
 from labelfree3d.cli.common import parse_settings
-from labelfree3d.errors import InputError, ParameterError
+from labelfree3d.errors import InputError, LabelFree3DError, ParameterError
 from labelfree3d.io import read_predictions
 from labelfree3d.segment import SEGMENTERS, make_segmenter, segment_file
 from labelfree3d.structures import InstanceMasks
@@ -135,6 +135,50 @@ def test_ncut_refuses_more_superpoints_than_fit_in_memory_naming_the_scan(tmp_pa
     message = _one_line(raised.value)
     assert message.startswith(f"{path}: ncut: ") and "superpoints, more than the 10000" in message, message
     assert "superpoint_min_size" in message and not (tmp_path / "out.npz").exists()
+
+
+# --- dbscan on awkward coordinates and a tiny eps --------------------------------------------------
+
+
+def _awkward_clouds() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    blobs = np.vstack([rng.normal(size=(300, 3)) * 0.02, rng.normal(size=(300, 3)) * 0.02 + [0.5, 0.0, 0.0]])
+    with_nan = blobs.copy()
+    with_nan[::7, 1] = np.nan
+    with_inf = blobs.copy()
+    with_inf[::11, 2] = np.inf
+    return {
+        "nan rows": with_nan,
+        "inf rows": with_inf,
+        "integers": np.round(blobs * 100).astype(np.int64),  # centimetres as int64: 1 unit = 1 m
+        "1e30 scale": blobs * 1e30,
+        "1e6 offset": blobs + 1e6,
+    }
+
+
+AWKWARD = _awkward_clouds()
+
+
+@pytest.mark.parametrize("cloud", sorted(AWKWARD))
+def test_dbscan_on_awkward_coordinates_gives_masks_or_one_line_naming_the_file(cloud, tmp_path):
+    path = tmp_path / f"{cloud.replace(' ', '_')}.npy"
+    np.save(path, AWKWARD[cloud])
+    try:
+        run = segment_file(path, "dbscan", output=tmp_path / "out.npz")
+    except LabelFree3DError as error:
+        assert str(path) in _one_line(error)
+        assert not (tmp_path / "out.npz").exists()
+    else:
+        assert run.masks.num_points == run.scene.num_points and np.isfinite(run.masks.scores).all()
+        assert read_predictions(run.output)[0].num_points == run.scene.num_points
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", ["tabletop frame", "room mesh"])
+def test_dbscan_with_a_tiny_eps_on_a_real_crop_finds_nothing_rather_than_failing(kind, two_readings):
+    scene = two_readings[0][kind].replace()
+    masks = make_segmenter("dbscan", eps=1e-6, voxel_size=0).segment(scene)
+    assert masks.num_points == scene.num_points and len(masks) == 0  # no two points within a micrometre
 
 
 # --- colours: defaults fit the scan, an explicit request does not --------------------------------------

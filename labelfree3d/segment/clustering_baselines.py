@@ -301,7 +301,9 @@ class HDBSCANSegmenter(FeatureClusteringSegmenter):
         min_samples: neighbours defining core distances (None: = min_cluster_size). 5 (chosen on the
             selection split: AP25 10 -> 31 on the rooms, AP 54 -> 60 on OSD): core distances over
             30 neighbours smooth touching objects into one cluster.
-        cluster_selection_epsilon: clusters closer than this (feature units) are merged.
+        cluster_selection_epsilon: clusters closer than this (feature units) are merged. Under
+            NumPy 2, scikit-learn up to at least 1.9 fails whenever it merges clusters (scikit-learn
+            issue #33219); that failure is raised as `ParameterError` asking for 0.
         cluster_selection_method: "leaf" or "eom" (excess of mass).
         xyz_scale: metres per coordinate feature unit; None = 20 working voxels (see `xyz_unit`).
     """
