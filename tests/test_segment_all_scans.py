@@ -7,6 +7,9 @@ or `InputError` with a one-line message, never another exception, a hang or a me
 What runs where (seconds per method and scan with defaults: docs/methods/robustness.md):
 
 - Always (`pytest`, `pytest -n 2`): about 165 s of CPU, 1.5-2 minutes with `-n 2` on two free cores:
+  * every method on a 2,500-point crop of one scan of each kind (`tests/_scan_crops.py`: room
+    mesh, room cloud, tabletop frame, LiDAR sweep and a mesh fused from 7-Scenes RGB-D frames),
+    a few seconds in all;
   * every method on one scan of each dataset (`REPRESENTATIVE`): the raw ScanNet mesh
     scannet/scene0000_00, osd/learn/learn0.pcd, scannet-votenet/scene0000_00_vert.npy and the
     colour-less LiDAR sweep semantickitti/sk_points_000700.npy;
@@ -19,7 +22,8 @@ What runs where (seconds per method and scan with defaults: docs/methods/robustn
     colours, under a time and memory bound;
   * "inf", "-inf", "nan", "1e20", "1e400" and "-1" (but for multicut's signed sigma offsets) for
     every numeric parameter of every method, and "1e9" for the parameters that size an
-    allocation, through `make_segmenter`.
+    allocation, through `make_segmenter`; but for "-1", the message names `method.parameter`
+    and its valid range ("kmeans.n_clusters must be a finite number in [0, 1000], got inf").
 - With `--exhaustive` (marker `exhaustive`, deselected otherwise): the slow methods on the
   remaining scans as well, i.e. the full product of methods and scans (about 10 minutes of CPU,
   5 with `-n 2`).
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import resource
 import signal
 import time
@@ -44,10 +49,10 @@ from types import UnionType
 
 import numpy as np
 import pytest
-
+from _scan_crops import KINDS, read_crops
 from threadpoolctl import threadpool_limits
 
-from labelfree3d.errors import InputError, ParameterError
+from labelfree3d.errors import InputError, LabelFree3DError, ParameterError
 from labelfree3d.io import read_scene
 from labelfree3d.io.paths import data_root
 from labelfree3d.io.scans import list_scans
@@ -141,6 +146,39 @@ def test_rgbd_frames_are_not_a_segmentable_scan(method, sevenscenes_dir):
     with pytest.raises(InputError, match="fuse") as raised:
         make_segmenter(method).segment(scene)
     check_one_line(raised.value)
+
+
+# --- small crops of every kind of scan ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crops(data_dir, sevenscenes_dir) -> dict[str, Scene]:
+    return read_crops(data_dir)
+
+
+@pytest.mark.realdata
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", METHODS)
+def test_method_on_a_crop_of_every_kind_of_scan(method, kind, crops, warm):
+    scene = crops[kind].replace()  # a fresh copy: no structure cached by another method's run
+    with bounded():
+        try:
+            masks = make_segmenter(method).segment(scene)
+        except LabelFree3DError as error:  # allowed, but must be one line
+            check_one_line(error)
+            return
+    check_masks(masks, scene)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_crop_holds_objects_the_methods_find(kind, crops):
+    # the crops are not all floor or table: most methods find at least one mask on each
+    scene = crops[kind]
+    assert scene.num_points == 2500
+    found = {method: len(make_segmenter(method).segment(scene.replace())) for method in METHODS}
+    assert sum(count > 0 for count in found.values()) >= len(METHODS) // 2, found
 
 
 # --- degenerate clouds ----------------------------------------------------------------------------
@@ -309,6 +347,8 @@ def test_absurd_parameter_values_raise_parameter_error(parameter):
             segmenter = make_segmenter(method, **COMPANIONS.get(parameter, {}), **{key: value})
         except ParameterError as error:
             check_one_line(error)
+            if value != "-1":  # NaN, infinities, numbers beyond int64: the message names the valid range
+                assert re.match(rf"{re.escape(parameter)} must be .*in [\[(][^,]+, [^\]]+\], got ", str(error)), error
         else:
             pytest.fail(f"{parameter}={value} accepted as {getattr(segmenter, key)!r}")
 

@@ -90,7 +90,7 @@ def test_segment_cli_bad_settings_fail_cleanly(osd_dir, tmp_path):
     out = tmp_path / "never.npz"
     result = run_cli("segment", str(osd_dir / OSD_CLOUD), "-m", "dbscan", "--set", "eps=-1", "-o", str(out))
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: dbscan.eps must be > 0.0, got -1.0"
+    assert result.stderr.strip() == "error: dbscan.eps must be in (0.0, 100.0], got -1.0"
     assert not out.exists() and list(tmp_path.iterdir()) == []
     result = run_cli("segment", str(osd_dir / OSD_CLOUD), "-m", "nosuchmethod")
     assert result.returncode == 2 and "available:" in result.stderr and "dbscan" in result.stderr

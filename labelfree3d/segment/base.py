@@ -25,6 +25,8 @@ from labelfree3d.segment.structure import scene_structure, structure_score_facto
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
+    "MAX_COUNT",
+    "MAX_SEED",
     "SEGMENTERS",
     "STRUCTURE_MODES",
     "Segmenter",
@@ -33,11 +35,16 @@ __all__ = [
     "register_segmenter",
     "require_points",
     "subset_features",
+    "valid_range",
 ]
 
 
 STRUCTURE_MODES = ("remove", "support", "keep")
 INT64_MAX = 2**63 - 1
+#: upper bound of parameters that count points, segments or iterations: more than any scan holds
+MAX_COUNT = 10**9
+#: largest seed (numpy's legacy seeding and scikit-learn's random_state take 32-bit seeds)
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -148,7 +155,9 @@ def make_segmenter(name: str, **settings: Any) -> Segmenter:
     """Build the registered segmenter `name` with `settings` overriding its defaults.
 
     Values given as strings or numbers (e.g. from `--set key=value`) are coerced to the type of
-    the field's default. Unknown names and keys raise `ParameterError` listing the valid ones.
+    the field's default. Unknown names and keys raise `ParameterError` listing the valid ones;
+    values out of a parameter's range (NaN, infinities and numbers beyond int64 included) raise
+    `ParameterError` naming `method.key` and the valid range (`check_range`).
     """
     _load_builtin_methods()
     if name not in SEGMENTERS:
@@ -159,8 +168,29 @@ def make_segmenter(name: str, **settings: Any) -> Segmenter:
     if unknown:
         raise ParameterError(f"{name} has no parameter(s) {unknown}; valid: {', '.join(sorted(fields))}")
     hints = typing.get_type_hints(cls)
-    coerced = {key: _coerce(name, key, value, hints.get(key)) for key, value in settings.items()}
-    return cls(**coerced)
+    coerced: dict[str, Any] = {}
+    refused: list[ParameterError] = []
+    for key, value in settings.items():
+        try:
+            coerced[key] = _coerce(name, key, value, hints.get(key))
+        except ParameterError as error:
+            number = _unrepresentable_number(value)
+            if number is None:
+                raise
+            if typing.get_origin(hints.get(key)) is tuple and not isinstance(number, tuple):
+                number = (number,)
+            # inf, nan, 1e20 for an integer...: the method's own range check names the valid range
+            coerced[key] = number
+            refused.append(error)
+    if not refused:
+        return cls(**coerced)
+    try:
+        cls(**coerced)
+    except ParameterError:
+        raise
+    except Exception:  # a check that does arithmetic on the value before its range check
+        pass
+    raise refused[0]  # the range check let it through (no upper bound): the coercion's own message
 
 
 def _coerce(method: str, key: str, value: Any, hint: Any) -> Any:
@@ -214,6 +244,30 @@ def _as_int(value: Any) -> int:
     return int(value)
 
 
+def _unrepresentable_number(value: Any) -> float | tuple[float, ...] | None:
+    """`value` as a float when it is a number that is non-finite or beyond int64 (e.g. "inf",
+    "1e400", 1e20 for an integer), a tuple of floats for a sequence ("1,inf") holding one, else None."""
+    if isinstance(value, str) and "," in value:
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)):
+        try:
+            numbers_given = tuple(float(item) for item in value if not isinstance(item, bool))
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if len(numbers_given) != len(value) or all(math.isfinite(x) and abs(x) <= INT64_MAX for x in numbers_given):
+            return None
+        return numbers_given
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if math.isfinite(number) and abs(number) <= INT64_MAX:
+        return None
+    return number
+
+
 def _as_float(value: Any) -> float:
     """A finite float (NaN and infinities are no parameter values)."""
     number = float(value)
@@ -250,20 +304,28 @@ def check_range(
 ) -> None:
     """Raise `ParameterError` unless low <= value <= high (low < value when `open_low`).
 
-    The value must be a finite real number (integers within int64).
+    The value must be a finite real number (integers within int64). Every message names
+    `method.key` and the valid range, e.g. "kmeans.n_clusters must be in [0, 1000], got 1e+20".
     """
+    span = valid_range(low, high, open_low)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ParameterError(f"{method}.{key} must be a finite number, got {value!r}")
+        raise ParameterError(f"{method}.{key} must be a finite number{' ' + span if span else ''}, got {value!r}")
     if isinstance(value, numbers.Integral):
         if not -INT64_MAX - 1 <= int(value) <= INT64_MAX:
-            raise ParameterError(f"{method}.{key} must be an integer within int64, got {value!r}")
+            raise ParameterError(f"{method}.{key} must be an integer within int64{' ' + span if span else ''}, got {value!r}")
     elif not math.isfinite(float(value)):
-        raise ParameterError(f"{method}.{key} must be a finite number, got {value!r}")
-    if low is not None and (value < low or (open_low and value == low)):
-        bound = f"> {low}" if open_low else f">= {low}"
-        raise ParameterError(f"{method}.{key} must be {bound}, got {value!r}")
-    if high is not None and value > high:
-        raise ParameterError(f"{method}.{key} must be <= {high}, got {value!r}")
+        raise ParameterError(f"{method}.{key} must be a finite number{' ' + span if span else ''}, got {value!r}")
+    if (low is not None and (value < low or (open_low and value == low))) or (high is not None and value > high):
+        raise ParameterError(f"{method}.{key} must be {span}, got {value!r}")
+
+
+def valid_range(low: float | None, high: float | None, open_low: bool = False) -> str:
+    """The range `check_range` accepts, as text: "in [0, 1000]", "in (0.0, 1.0]", ">= 1", "<= 5" or ""."""
+    if low is not None and high is not None:
+        return f"in {'(' if open_low else '['}{low}, {high}]"
+    if low is not None:
+        return f"> {low}" if open_low else f">= {low}"
+    return "" if high is None else f"<= {high}"
 
 
 def _load_builtin_methods() -> None:

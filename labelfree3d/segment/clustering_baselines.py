@@ -34,7 +34,7 @@ import numpy as np
 
 from labelfree3d.errors import ParameterError
 from labelfree3d.geometry import estimate_point_normals, mesh_vertex_normals, voxel_downsample
-from labelfree3d.segment.base import Segmenter, check_range, register_segmenter
+from labelfree3d.segment.base import MAX_COUNT, MAX_SEED, Segmenter, check_range, register_segmenter
 from labelfree3d.segment.structure import scene_scale
 from labelfree3d.structures import InstanceMasks, Scene
 
@@ -191,8 +191,8 @@ class FeatureClusteringSegmenter(Segmenter):
             raise ParameterError(f"{self.name}: xyz_weight, color_weight and normal_weight are all 0: no features")
         if self.noise_radius is not None:
             check_range(self.name, "noise_radius", self.noise_radius, 0.0, 10.0)
-        check_range(self.name, "min_cluster_points", self.min_cluster_points, 1, 10**9)
-        check_range(self.name, "seed", self.seed, 0, 2**32 - 1)
+        check_range(self.name, "min_cluster_points", self.min_cluster_points, 1, MAX_COUNT)
+        check_range(self.name, "seed", self.seed, 0, MAX_SEED)
 
     def segment_points(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
         """Cluster the scene's (down-sampled) points; `features` are not used.
@@ -301,7 +301,9 @@ class HDBSCANSegmenter(FeatureClusteringSegmenter):
         min_samples: neighbours defining core distances (None: = min_cluster_size). 5 (chosen on the
             selection split: AP25 10 -> 31 on the rooms, AP 54 -> 60 on OSD): core distances over
             30 neighbours smooth touching objects into one cluster.
-        cluster_selection_epsilon: clusters closer than this (feature units) are merged.
+        cluster_selection_epsilon: clusters closer than this (feature units) are merged. Under
+            NumPy 2, scikit-learn up to at least 1.9 fails whenever it merges clusters (scikit-learn
+            issue #33219); that failure is raised as `ParameterError` asking for 0.
         cluster_selection_method: "leaf" or "eom" (excess of mass).
         xyz_scale: metres per coordinate feature unit; None = 20 working voxels (see `xyz_unit`).
     """
@@ -354,7 +356,18 @@ class HDBSCANSegmenter(FeatureClusteringSegmenter):
             cluster_selection_method=self.cluster_selection_method,
             copy=True,
         )
-        labels = estimator.fit_predict(features).astype(np.int64)
+        try:
+            labels = estimator.fit_predict(features).astype(np.int64)
+        except TypeError as error:
+            # scikit-learn's epsilon search (`_tree.traverse_upwards`) assigns a size-1 array to a
+            # scalar, which NumPy 2 refuses (scikit-learn issue #33219): any epsilon that merges
+            # clusters fails there
+            if self.cluster_selection_epsilon > 0 and "0-dimensional" in str(error):
+                raise ParameterError(
+                    f"{self.name}.cluster_selection_epsilon={self.cluster_selection_epsilon} merges clusters, which "
+                    f"this scikit-learn fails to do under NumPy 2 (scikit-learn issue #33219); use 0"
+                ) from error
+            raise
         k = int(labels.max()) + 1
         clustered = labels >= 0
         mass = np.bincount(labels[clustered], estimator.probabilities_[clustered], minlength=k)

@@ -30,7 +30,7 @@ from labelfree3d.geometry import (
     scannet_edge_weights,
     voxel_downsample,
 )
-from labelfree3d.segment.base import Segmenter, check_range, register_segmenter
+from labelfree3d.segment.base import MAX_COUNT, Segmenter, check_range, register_segmenter
 from labelfree3d.segment.structure import scene_scale
 from labelfree3d.structures import InstanceMasks, Scene
 
@@ -80,12 +80,12 @@ class FelzenszwalbSegmenter(Segmenter):
     def validate(self) -> None:
         if self.k_thresh is not None:
             check_range(self.name, "k_thresh", self.k_thresh, 0.0, 1e6, open_low=True)
-        check_range(self.name, "min_size", self.min_size, 1)
+        check_range(self.name, "min_size", self.min_size, 1, MAX_COUNT)
         check_range(self.name, "color_weight", self.color_weight, 0.0, 1e6)
         if self.voxel_size is not None:
             check_range(self.name, "voxel_size", self.voxel_size, 0.0, 1.0)
         check_range(self.name, "k", self.k, 1, 1000)
-        check_range(self.name, "min_segment_points", self.min_segment_points, 1)
+        check_range(self.name, "min_segment_points", self.min_segment_points, 1, MAX_COUNT)
 
     def segment_points(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
         """One mask per Felzenszwalb segment; `features` are not used."""

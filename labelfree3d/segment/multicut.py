@@ -37,7 +37,7 @@ from labelfree3d.geometry import (
     mesh_vertex_normals,
 )
 from labelfree3d.geometry.structure import CEILING, SUPPORT
-from labelfree3d.segment.base import Segmenter, check_range, register_segmenter, require_points
+from labelfree3d.segment.base import MAX_COUNT, MAX_SEED, Segmenter, check_range, register_segmenter, require_points
 from labelfree3d.segment.structure import scan_kind, scene_structure
 from labelfree3d.structures import InstanceMasks, Scene
 
@@ -263,8 +263,8 @@ class FreePointMulticutSegmenter(Segmenter):
         _check_choice(name, "normal_similarity", self.normal_similarity, NORMAL_SIMILARITIES)
         check_range(name, "normal_k", self.normal_k, 3, 1000)
         _check_choice(name, "score", self.score, SCORE_RULES)
-        check_range(name, "min_mask_points", self.min_mask_points, 1)
-        check_range(name, "seed", self.seed, 0)
+        check_range(name, "min_mask_points", self.min_mask_points, 1, MAX_COUNT)
+        check_range(name, "seed", self.seed, 0, MAX_SEED)
 
     # ------------------------------------------------------------------ public verbs
     def segment(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:

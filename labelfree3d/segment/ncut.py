@@ -38,7 +38,7 @@ from labelfree3d.features import (
     superpoint_features,
 )
 from labelfree3d.geometry import felzenszwalb_segmentation, knn_graph, mesh_superpoints, point_edge_weights
-from labelfree3d.segment.base import STRUCTURE_MODES, Segmenter, check_range, register_segmenter
+from labelfree3d.segment.base import MAX_COUNT, STRUCTURE_MODES, Segmenter, check_range, register_segmenter
 from labelfree3d.segment.structure import scan_kind
 from labelfree3d.structures import InstanceMasks, Scene
 
@@ -61,6 +61,10 @@ SUPERPOINT_SOURCES = ("auto", "scene", "mesh", "points")
 DEFAULT_HANDCRAFTED = ("normal", "fpfh", "rgb")
 #: largest graph solved with dense LAPACK under solver="auto"; Lanczos is faster beyond
 DENSE_SOLVER_LIMIT = 400
+#: most superpoints NCut cuts: it holds a few dense (S, S) float32 matrices (affinity, weights,
+#: 400 MB each at this size). The shared scans give 400-2,700 with the defaults; superpoints
+#: of single points (superpoint_min_size=1) on a 180,000-point Kinect frame would need 130 GB each
+MAX_SEGMENTS = 10_000
 
 FeatureInput = np.ndarray | Mapping[str, np.ndarray] | None
 
@@ -460,10 +464,10 @@ class MaskedNCutSegmenter(Segmenter):
             raise ParameterError(f"{name}.tabletop_structure must be one of {', '.join(STRUCTURE_MODES)}, got {self.tabletop_structure!r}")
         check_range(name, "tau_cut", self.tau_cut, 0.0, 1.0)
         check_range(name, "epsilon", self.epsilon, 0.0, 1.0, open_low=True)
-        check_range(name, "min_foreground", self.min_foreground, 1)
-        check_range(name, "max_instances", self.max_instances, 1)
+        check_range(name, "min_foreground", self.min_foreground, 1, MAX_COUNT)
+        check_range(name, "max_instances", self.max_instances, 1, MAX_COUNT)
         if self.max_iterations is not None:
-            check_range(name, "max_iterations", self.max_iterations, 1)
+            check_range(name, "max_iterations", self.max_iterations, 1, MAX_COUNT)
         check_range(name, "max_foreground_fraction", self.max_foreground_fraction, 0.0, 1.0, open_low=True)
         for key, options in (
             ("separation", SEPARATIONS),
@@ -478,14 +482,14 @@ class MaskedNCutSegmenter(Segmenter):
             raise ParameterError(
                 f"{name}.modality_weights has {len(self.modality_weights)} values for {len(self.modalities)} modalities"
             )
-        if any(w < 0 for w in self.modality_weights) or (self.modality_weights and sum(self.modality_weights) <= 0):
-            raise ParameterError(f"{name}.modality_weights must be >= 0 and not all 0, got {self.modality_weights}")
-        if len(set(self.modalities)) != len(self.modalities):
-            raise ParameterError(f"{name}.modalities repeats a name: {self.modalities}")
         for weight in self.modality_weights:
             check_range(name, "modality_weights", weight, 0.0, 1e6)
+        if self.modality_weights and sum(self.modality_weights) <= 0:
+            raise ParameterError(f"{name}.modality_weights must not all be 0, got {self.modality_weights}")
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ParameterError(f"{name}.modalities repeats a name: {self.modalities}")
         check_range(name, "superpoint_k_thresh", self.superpoint_k_thresh, 0.0, 1e6, open_low=True)
-        check_range(name, "superpoint_min_size", self.superpoint_min_size, 1)
+        check_range(name, "superpoint_min_size", self.superpoint_min_size, 1, MAX_COUNT)
         check_range(name, "knn", self.knn, 1, 1000)  # an (N x knn) point graph
         if self.max_edge_length is not None:
             check_range(name, "max_edge_length", self.max_edge_length, 0.0, 1000.0, open_low=True)
@@ -589,6 +593,12 @@ class MaskedNCutSegmenter(Segmenter):
         num = int(superpoints.max()) + 1 if superpoints.size else 0
         if num < 2:
             return NCutMasks()
+        if num > MAX_SEGMENTS:
+            raise ParameterError(
+                f"{self.name}: {num} superpoints, more than the {MAX_SEGMENTS} whose dense affinity fits in memory; "
+                f"raise superpoint_min_size (now {self.superpoint_min_size}) or superpoint_k_thresh "
+                f"(now {self.superpoint_k_thresh})"
+            )
         pooled = {}
         for modality, values in features.items():
             values = np.asarray(values, dtype=np.float32)

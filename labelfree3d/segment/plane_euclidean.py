@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelfree3d.geometry import euclidean_clustering, point_spacing, voxel_downsample
-from labelfree3d.segment.base import Segmenter, check_range, register_segmenter
+from labelfree3d.segment.base import MAX_COUNT, Segmenter, check_range, register_segmenter
 from labelfree3d.segment.structure import scene_scale
 from labelfree3d.structures import InstanceMasks, Scene
 
@@ -49,7 +49,7 @@ class PlaneEuclideanSegmenter(Segmenter):
         if self.tolerance is not None:
             check_range(self.name, "tolerance", self.tolerance, 0.0, 10.0, open_low=True)
         check_range(self.name, "tolerance_spacings", self.tolerance_spacings, 1.0, 100.0)
-        check_range(self.name, "min_cluster_points", self.min_cluster_points, 1, 10**9)
+        check_range(self.name, "min_cluster_points", self.min_cluster_points, 1, MAX_COUNT)
 
     def segment_points(self, scene: Scene, features: np.ndarray | None = None) -> InstanceMasks:
         """Masks of the Euclidean clusters of `scene`'s points; `features` are not used."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from labelfree3d.errors import ParameterError
 from labelfree3d.geometry import voxel_downsample
-from labelfree3d.segment.base import Segmenter, check_range, register_segmenter
+from labelfree3d.segment.base import MAX_COUNT, Segmenter, check_range, register_segmenter
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = ["PointINSOffsetsSegmenter"]
@@ -54,7 +54,7 @@ class PointINSOffsetsSegmenter(Segmenter):
             raise ParameterError(f"{self.name} needs checkpoint=RUN/model.safetensors (written by labelfree3d pretrain)")
         if self.radius is not None:
             check_range(self.name, "radius", self.radius, 0.0, 100.0, open_low=True)
-        check_range(self.name, "min_points", self.min_points, 1)
+        check_range(self.name, "min_points", self.min_points, 1, MAX_COUNT)
         if self.voxel_size is not None:
             check_range(self.name, "voxel_size", self.voxel_size, 0.0, 10.0, open_low=True)
 

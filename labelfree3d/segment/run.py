@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labelfree3d.errors import InputError, LabelFree3DError
 from labelfree3d.io import SEGMENTATION_FORMATS, read_scene, write_segmentation
 from labelfree3d.io.atomic import check_output
 from labelfree3d.io.segmentation_output import segmentation_format_for
-from labelfree3d.segment.base import SEGMENTERS, make_segmenter
+from labelfree3d.segment.base import SEGMENTERS, Segmenter, make_segmenter
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
@@ -92,9 +93,32 @@ def segment_scene(scene: Scene, method: str | None = None, settings: dict[str, A
     method = default_method(scene) if method is None else method
     segmenter = make_segmenter(method, **(settings or {}))
     started = time.perf_counter()
-    masks = segmenter.segment(scene)
+    masks = _segment_naming_the_scan(segmenter, scene, scene.source)
     seconds = time.perf_counter() - started
     return SegmentationRun(scene, masks, method, segmenter.get_params(), seconds)
+
+
+def _segment_naming_the_scan(segmenter: Segmenter, scene: Scene, path: str | os.PathLike[str] | None) -> InstanceMasks:
+    """`segmenter.segment(scene)`, with every deliberate error raised inside it naming the scan and the method.
+
+    Geometry helpers deep inside a method know neither ("points is empty", "k=2 exceeds the 1
+    reference points"); the CLI line must say which file and method failed.
+    """
+    try:
+        return segmenter.segment(scene)
+    except LabelFree3DError as error:
+        if path is None or (isinstance(error, InputError) and error.path is not None):
+            raise
+        problem = error.problem if isinstance(error, InputError) else str(error)
+        if not problem.startswith(segmenter.name):
+            problem = f"{segmenter.name}: {problem}"
+        if isinstance(error, InputError):
+            raise type(error)(problem, path) from error
+        try:
+            renamed = type(error)(f"{path}: {problem}")
+        except TypeError:  # a subclass with another signature: keep it as it is
+            raise error from None
+        raise renamed from error
 
 
 def default_output_path(scene_name: str, method: str, format: str, folder: str | os.PathLike[str] = ".") -> Path:
@@ -131,7 +155,8 @@ def segment_file(
 
     Raises:
         InputError / FormatError for unreadable scans, ParameterError for bad settings or an
-        output suffix that contradicts `format`. Nothing is written when segmentation fails.
+        output suffix that contradicts `format`. Errors raised while segmenting name the scan
+        (`path`) and the method. Nothing is written when segmentation fails.
     """
     format = segmentation_format_for(output, format)
     if output is not None:  # before the expensive part: never segment for an output that cannot be written
@@ -143,7 +168,7 @@ def segment_file(
         method = default_method(scene)
         segmenter = make_segmenter(method, **(settings or {}))
     started = time.perf_counter()
-    masks = segmenter.segment(scene)
+    masks = _segment_naming_the_scan(segmenter, scene, path)
     seconds = time.perf_counter() - started
     target = Path(output) if output is not None else default_output_path(scene.name, method, format)
     check_output(target, inputs=[path], folder=format == "scannet")
