@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from labelfree3d.structures import RGBDFrame, Scene
 __all__ = [
     "TSDFFusion",
     "FusionReport",
+    "TSDFMemoryEstimate",
     "poisson_reconstruction",
     "point_to_mesh_distances",
     "frames_to_mesh_distances",
@@ -37,6 +38,19 @@ _INITIAL_BLOCKS = 1_000  # initial hash capacity (~80 KB per block is allocated 
 
 Progress = Callable[[int], Any]  # called with the number of frames just processed (for progress bars)
 
+# How Open3D's VoxelBlockGrid allocates (open3d 0.18-0.20, CPU), which the memory estimate follows:
+# each frame touches the blocks met by 4 evenly spaced samples over [d - trunc, d + trunc] along the
+# rays of every 4th pixel row and column with 0 < d < max_depth (`compute_unique_block_coordinates`);
+# a block holds 16^3 voxels of float32 attributes (tsdf, weight, 3 colour channels); the hash map
+# starts at `_INITIAL_BLOCKS` and doubles its capacity when full, holding old and new buffers while it
+# rehashes. Peak RSS measured on 7-Scenes (100 frames, docs/benchmarks.md) stays within 10 % of
+# 1.5 x capacity x block bytes above the process's RSS before fusion.
+_TOUCH_PIXEL_STRIDE = 4
+_TOUCH_SAMPLES = 4
+_REHASH_PEAK = 1.5
+# frames whose rays are simulated exactly; longer sequences are sampled evenly and extrapolated
+_ESTIMATE_FRAMES = 200
+
 
 @dataclass
 class FusionReport:
@@ -45,6 +59,23 @@ class FusionReport:
     integrated: int = 0
     skipped_no_pose: int = 0
     skipped_no_depth: int = 0
+
+
+@dataclass
+class TSDFMemoryEstimate:
+    """Predicted memory of a TSDF fusion run (`TSDFFusion.estimate_memory`).
+
+    Attributes:
+        blocks: hash blocks the frames touch (16^3 voxels each).
+        capacity: hash-map capacity Open3D grows to for them (blocks).
+        bytes: estimated peak bytes allocated by the fusion on top of the current RSS.
+        frames: frames the estimate covers.
+    """
+
+    blocks: int
+    capacity: int
+    bytes: float
+    frames: int
 
 
 @dataclass
@@ -85,6 +116,110 @@ class TSDFFusion:
                 f"TSDFFusion.sdf_trunc ({self.sdf_trunc}) must be at least voxel_length ({self.voxel_length})"
             )
 
+    def block_bytes(self) -> int:
+        """Bytes of one hash block: 16^3 voxels x float32 (tsdf, weight and, with colour, 3 channels)."""
+        channels = 5 if self.color else 2
+        return _BLOCK_RESOLUTION**3 * 4 * channels
+
+    def estimate_memory(self, frames: Sequence[RGBDFrame], voxel_length: float | None = None) -> TSDFMemoryEstimate:
+        """Predict the peak memory of `fuse(frames)` without allocating the volume.
+
+        Replays the block allocation of Open3D's VoxelBlockGrid (see `_TOUCH_SAMPLES`) on the
+        frames' depth: exact for up to 200 frames; longer sequences are sampled evenly and the
+        blocks new in the second half of the sample, per sampled frame, are extrapolated to the
+        frames in between (an over-estimate: neighbouring frames overlap more than sampled ones).
+
+        Args:
+            frames: the posed frames `fuse` would integrate (frames without pose are skipped).
+            voxel_length: voxel edge to estimate for, metres (default: this fusion's).
+
+        Returns:
+            `TSDFMemoryEstimate`; its `bytes` are on top of the process's RSS before fusing.
+        """
+        voxel = float(self.voxel_length if voxel_length is None else voxel_length)
+        rays = self._frame_rays(frames)
+        blocks = _touched_blocks(rays, voxel * _BLOCK_RESOLUTION, self.sdf_trunc, self.max_depth, len(frames))
+        capacity = _INITIAL_BLOCKS
+        while capacity < blocks:
+            capacity *= 2
+        peak = (_REHASH_PEAK if capacity > _INITIAL_BLOCKS else 1.0) * capacity * self.block_bytes()
+        return TSDFMemoryEstimate(blocks, capacity, peak, len(frames))
+
+    def suggest_voxel(self, frames: Sequence[RGBDFrame], allowed: float) -> float | None:
+        """The finest voxel edge (2 significant digits, metres) whose estimate stays within `allowed` bytes.
+
+        Returns None when even a voxel as large as the truncation distance does not fit.
+        """
+        rays = self._frame_rays(frames)
+
+        def needed(voxel: float) -> float:
+            blocks = _touched_blocks(rays, voxel * _BLOCK_RESOLUTION, self.sdf_trunc, self.max_depth, len(frames))
+            capacity = _INITIAL_BLOCKS
+            while capacity < blocks:
+                capacity *= 2
+            return (_REHASH_PEAK if capacity > _INITIAL_BLOCKS else 1.0) * capacity * self.block_bytes()
+
+        low, high = float(self.voxel_length), float(self.sdf_trunc)
+        if needed(high) > allowed:
+            return None
+        for _ in range(12):  # bisection in log space: the estimate falls as the voxel grows
+            middle = float(np.sqrt(low * high))
+            low, high = (middle, high) if needed(middle) > allowed else (low, middle)
+        # round up to two significant digits; block grids alias, so confirm the rounded edge still fits
+        unit = 10.0 ** (np.floor(np.log10(high)) - 1)
+        suggestion = float(np.ceil(high / unit - 1e-9) * unit)
+        for _ in range(20):
+            if suggestion >= self.sdf_trunc or needed(suggestion) <= allowed:
+                break
+            suggestion += unit
+        return float(f"{min(suggestion, float(self.sdf_trunc)):.2g}")
+
+    def check_memory(self, frames: Sequence[RGBDFrame], what: str = "TSDF fusion") -> TSDFMemoryEstimate:
+        """Raise `MemoryBudgetError` (naming a voxel edge that fits) when `fuse(frames)` would exceed the budget.
+
+        Returns:
+            The estimate, when it fits.
+        """
+        from labelfree3d.memory import check_memory, current_rss, fits, memory_budget
+
+        estimate = self.estimate_memory(frames)
+        if fits(estimate.bytes):
+            return estimate
+        budget, _ = memory_budget()
+        allowed = (budget or 0) - current_rss()
+        voxel = self.suggest_voxel(frames, allowed) if allowed > 0 else None
+        if voxel is not None:
+            suggestion = f"--voxel {voxel:g} or larger would fit"
+        else:
+            suggestion = "no voxel up to the truncation distance fits: lower --trunc or --max-depth, or raise --frame-stride"
+        check_memory(
+            f"{what} at --voxel {self.voxel_length:g} ({estimate.frames} frames, {estimate.blocks} blocks of "
+            f"{_BLOCK_RESOLUTION}^3 voxels)",
+            estimate.bytes,
+            suggestion,
+        )
+        return estimate
+
+    def _frame_rays(self, frames: Sequence[RGBDFrame]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(camera origin (3,), ray directions at unit depth (R, 3), depths (R,)) of the sampled frames' touch rays."""
+        count = len(frames)
+        positions = range(count) if count <= _ESTIMATE_FRAMES else np.linspace(0, count - 1, _ESTIMATE_FRAMES).round().astype(int)
+        rays = []
+        for position in positions:
+            frame = frames[int(position)]
+            pose = None if frame.camera_to_world is None else np.asarray(frame.camera_to_world, dtype=np.float64)
+            if pose is None or pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+                continue
+            k = np.asarray(frame.intrinsics, dtype=np.float64)
+            depth = np.asarray(frame.depth, dtype=np.float64)[::_TOUCH_PIXEL_STRIDE, ::_TOUCH_PIXEL_STRIDE]
+            rows, columns = np.nonzero((depth > 0) & (depth < self.max_depth))
+            if rows.size == 0 or k.shape != (3, 3) or k[0, 0] <= 0 or k[1, 1] <= 0:
+                continue
+            u, v = columns * _TOUCH_PIXEL_STRIDE, rows * _TOUCH_PIXEL_STRIDE
+            directions = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones(u.shape[0])], axis=1)
+            rays.append((pose[:3, 3], directions @ pose[:3, :3].T, depth[rows, columns]))
+        return rays
+
     def fuse(
         self,
         frames: Iterable[RGBDFrame],
@@ -101,6 +236,9 @@ class TSDFFusion:
             progress: called with 1 after each frame (e.g. a rich progress bar's advance).
             source: the sequence's folder, named in error messages.
 
+        When `frames` is a sequence (a list, a `FrameSequence`), the volume's memory is estimated
+        first (`check_memory`): a request past the memory budget is refused before any allocation.
+
         Returns:
             (mesh `Scene` with vertices (N, 3) float32 metres in world coordinates, faces (F, 3),
             vertex colours in [0, 1] when `color`, and `metadata["fusion"]` holding the parameters;
@@ -108,7 +246,10 @@ class TSDFFusion:
 
         Raises:
             InputError: no frame could be integrated, or the volume holds no surface.
+            MemoryBudgetError: the estimated volume does not fit the memory budget.
         """
+        if isinstance(frames, Sequence):
+            self.check_memory(frames, f"TSDF fusion of {source}" if source else "TSDF fusion")
         import open3d as o3d
         import open3d.core as o3c
 
@@ -178,6 +319,43 @@ class TSDFFusion:
         return scene, report
 
 
+def _touched_blocks(
+    rays: list[tuple[np.ndarray, np.ndarray, np.ndarray]], block: float, trunc: float, max_depth: float, frames: int
+) -> int:
+    """Distinct hash blocks of edge `block` metres the rays touch (see `TSDFFusion.estimate_memory`)."""
+    keys = []
+    for origin, directions, depths in rays:
+        near = np.maximum(depths - trunc, 0.0)
+        far = np.minimum(depths + trunc, max_depth)
+        for step in range(_TOUCH_SAMPLES):
+            along = near + (far - near) * (step / (_TOUCH_SAMPLES - 1))
+            keys.append(np.floor((origin + along[:, None] * directions) / block).astype(np.int64))
+    if not keys:
+        return 0
+    coordinates = np.concatenate(keys)
+    coordinates -= coordinates.min(axis=0)
+    if int(coordinates.max()) < 2**21:  # three 21-bit fields in one int64: a fast 1-D sort
+        packed = (coordinates[:, 0] << 42) | (coordinates[:, 1] << 21) | coordinates[:, 2]
+    else:
+        packed = np.ascontiguousarray(coordinates).view(np.dtype((np.void, 24))).reshape(-1)
+    per_frame = [directions.shape[0] * _TOUCH_SAMPLES for _, directions, _ in rays]
+    distinct = _distinct(packed)
+    sampled = len(rays)
+    if frames <= sampled or sampled < 2:
+        return distinct
+    first_half = _distinct(packed[: sum(per_frame[: sampled // 2])])
+    new_per_frame = (distinct - first_half) / (sampled - sampled // 2)
+    return int(distinct + new_per_frame * (frames - sampled))
+
+
+def _distinct(values: np.ndarray) -> int:
+    """Number of distinct values (sort and count: numpy 2.4's hash-based `np.unique` is ~100x slower here)."""
+    if values.shape[0] == 0:
+        return 0
+    ordered = np.sort(values)
+    return 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
+
+
 def _canonical_order(
     vertices: np.ndarray, colors: np.ndarray | None, faces: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -225,18 +403,28 @@ def poisson_reconstruction(
         raise ParameterError(f"density_quantile must be in [0, 1), got {density_quantile!r}")
     if scene.num_points < 10:
         raise InputError(f"Poisson reconstruction needs at least 10 points, got {scene.num_points}", scene.source)
+    plane_normal = _check_surface_spread(scene)
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(scene.points.astype(np.float64)))
-    if scene.normals is not None:
-        cloud.normals = o3d.utility.Vector3dVector(scene.normals.astype(np.float64))
-    else:
-        cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(normal_neighbors))
-        cloud.orient_normals_consistent_tangent_plane(min(normal_neighbors, 15))
-    mesh, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(cloud, depth=depth)
+    try:
+        if scene.normals is not None:
+            cloud.normals = o3d.utility.Vector3dVector(scene.normals.astype(np.float64))
+        else:
+            cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(normal_neighbors))
+            if plane_normal is not None:  # qhull's Delaunay behind the tangent-plane walk rejects coplanar points
+                cloud.orient_normals_to_align_with_direction(plane_normal)
+            else:
+                cloud.orient_normals_consistent_tangent_plane(min(normal_neighbors, 15))
+        mesh, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(cloud, depth=depth)
+    except RuntimeError as error:  # Open3D / qhull failures on degenerate clouds: one line, not a traceback
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"Poisson reconstruction failed: {first_line}", scene.source) from error
     densities = np.asarray(densities)
     if density_quantile > 0 and densities.size:
         mesh.remove_vertices_by_mask(densities < np.quantile(densities, density_quantile))
-    low, high = scene.bounds()
-    mesh = mesh.crop(o3d.geometry.AxisAlignedBoundingBox(low.astype(np.float64), high.astype(np.float64)))
+    low, high = (bound.astype(np.float64) for bound in scene.bounds())
+    # one octree cell of slack: a flat cloud has a zero-thickness box, which Open3D cannot crop to
+    cell = float((high - low).max()) / 2**depth
+    mesh = mesh.crop(o3d.geometry.AxisAlignedBoundingBox(low - cell, high + cell))
     mesh.remove_unreferenced_vertices()
     vertices = np.asarray(mesh.vertices, dtype=np.float32)
     faces = np.asarray(mesh.triangles, dtype=np.int64)
@@ -250,6 +438,26 @@ def poisson_reconstruction(
     result.metadata["format"] = "poisson-mesh"
     result.metadata["fusion"] = f"screened Poisson depth {depth}, density quantile {density_quantile}"
     return result
+
+
+def _check_surface_spread(scene: Scene) -> np.ndarray | None:
+    """Raise `InputError` for clouds with no surface to mesh (one point repeated, points on a line).
+
+    Returns:
+        The unit normal (3,) of the plane the points lie in when they are coplanar, else None.
+    """
+    points = scene.points.astype(np.float64)
+    centred = points - points.mean(axis=0)
+    spread = np.sqrt(np.maximum(np.linalg.eigvalsh(centred.T @ centred / points.shape[0]), 0.0))  # ascending
+    largest = float(spread[2])
+    if not np.isfinite(largest) or largest <= 1e-9:
+        raise InputError(f"cannot mesh a cloud whose {points.shape[0]} points all coincide", scene.source)
+    if spread[1] <= 1e-6 * largest:
+        raise InputError(f"cannot mesh a cloud whose {points.shape[0]} points lie on one line (no surface)", scene.source)
+    if spread[0] <= 1e-6 * largest:
+        _, vectors = np.linalg.eigh(centred.T @ centred)
+        return vectors[:, 0]
+    return None
 
 
 def point_to_mesh_distances(points: np.ndarray, mesh: Scene) -> np.ndarray:
