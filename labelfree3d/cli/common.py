@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +86,36 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
             value = [_scalar(v) for v in value.split(",")]
         settings[key] = value
     return settings
+
+
+@contextlib.contextmanager
+def status_lines(title: str) -> Iterator[None]:
+    """Show the library's `report_status` messages on stderr while the block runs.
+
+    On a terminal: one spinner line, "title: message (12 s)", rewritten as steps start. Otherwise
+    (logs, pipes, CI): one plain line per step, "[12.3 s] message", so that a long run shows which
+    step it is in.
+    """
+    import time
+
+    from labelfree3d.status import status_listener
+
+    started = time.perf_counter()
+    if console.error.is_terminal:
+        with console.error.status(f"{title}…") as spinner:
+
+            def update(message: str) -> None:
+                spinner.update(f"{title}: {message} (from {time.perf_counter() - started:.0f} s)…")
+
+            with status_listener(update):
+                yield
+        return
+
+    def line(message: str) -> None:
+        console.err(f"[{time.perf_counter() - started:6.1f} s] {message}")
+
+    with status_listener(line):
+        yield
 
 
 def exit_if_failed(errors: list[str], header: str) -> None:
