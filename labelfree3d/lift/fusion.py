@@ -43,11 +43,15 @@ Progress = Callable[[int], Any]  # called with the number of frames just process
 # rays of every 4th pixel row and column with 0 < d < max_depth (`compute_unique_block_coordinates`);
 # a block holds 16^3 voxels of float32 attributes (tsdf, weight, 3 colour channels); the hash map
 # starts at `_INITIAL_BLOCKS` and doubles its capacity when full, holding old and new buffers while it
-# rehashes. Peak RSS measured on 7-Scenes (100 frames, docs/benchmarks.md) stays within 10 % of
-# 1.5 x capacity x block bytes above the process's RSS before fusion.
+# rehashes (1.5 x capacity at the peak). On top come Open3D's import (65 MB measured) and the mesh
+# marching cubes extracts, about 160 vertices per touched block on 7-Scenes at every voxel edge
+# tried (4, 2, 1, 0.6 cm), 12 KB per block in Open3D's and our copies of it. docs/benchmarks.md
+# ("Memory and scale") compares this model with measured peaks.
 _TOUCH_PIXEL_STRIDE = 4
 _TOUCH_SAMPLES = 4
 _REHASH_PEAK = 1.5
+_OPEN3D_IMPORT_BYTES = 65 * 2**20
+_MESH_BYTES_PER_BLOCK = 12 * 2**10
 # frames whose rays are simulated exactly; longer sequences are sampled evenly and extrapolated
 _ESTIMATE_FRAMES = 200
 
@@ -139,11 +143,14 @@ class TSDFFusion:
         voxel = float(self.voxel_length if voxel_length is None else voxel_length)
         rays = self._frame_rays(frames)
         blocks = _touched_blocks(rays, voxel * _BLOCK_RESOLUTION, self.sdf_trunc, self.max_depth, len(frames))
-        capacity = _INITIAL_BLOCKS
-        while capacity < blocks:
-            capacity *= 2
-        peak = (_REHASH_PEAK if capacity > _INITIAL_BLOCKS else 1.0) * capacity * self.block_bytes()
-        return TSDFMemoryEstimate(blocks, capacity, peak, len(frames))
+        capacity = _hash_capacity(blocks)
+        return TSDFMemoryEstimate(blocks, capacity, self._peak_bytes(blocks), len(frames))
+
+    def _peak_bytes(self, blocks: int) -> float:
+        """Peak bytes of a fusion that touches `blocks` hash blocks (the model above `_TOUCH_PIXEL_STRIDE`)."""
+        capacity = _hash_capacity(blocks)
+        volume = (_REHASH_PEAK if capacity > _INITIAL_BLOCKS else 1.0) * capacity * self.block_bytes()
+        return _OPEN3D_IMPORT_BYTES + volume + _MESH_BYTES_PER_BLOCK * blocks
 
     def suggest_voxel(self, frames: Sequence[RGBDFrame], allowed: float) -> float | None:
         """The finest voxel edge (2 significant digits, metres) whose estimate stays within `allowed` bytes.
@@ -153,11 +160,7 @@ class TSDFFusion:
         rays = self._frame_rays(frames)
 
         def needed(voxel: float) -> float:
-            blocks = _touched_blocks(rays, voxel * _BLOCK_RESOLUTION, self.sdf_trunc, self.max_depth, len(frames))
-            capacity = _INITIAL_BLOCKS
-            while capacity < blocks:
-                capacity *= 2
-            return (_REHASH_PEAK if capacity > _INITIAL_BLOCKS else 1.0) * capacity * self.block_bytes()
+            return self._peak_bytes(_touched_blocks(rays, voxel * _BLOCK_RESOLUTION, self.sdf_trunc, self.max_depth, len(frames)))
 
         low, high = float(self.voxel_length), float(self.sdf_trunc)
         if needed(high) > allowed:
@@ -322,36 +325,71 @@ class TSDFFusion:
 def _touched_blocks(
     rays: list[tuple[np.ndarray, np.ndarray, np.ndarray]], block: float, trunc: float, max_depth: float, frames: int
 ) -> int:
-    """Distinct hash blocks of edge `block` metres the rays touch (see `TSDFFusion.estimate_memory`)."""
-    keys = []
+    """Distinct hash blocks of edge `block` metres the rays touch (see `TSDFFusion.estimate_memory`).
+
+    Frame by frame, each frame's blocks de-duplicated before they are kept, so the estimate holds at
+    most one int64 per distinct (frame, block) pair: under 80 MB for 100 Kinect frames at any voxel.
+    """
+    try:
+        return _count_touched(rays, block, trunc, max_depth, frames, packed=True)
+    except OverflowError:  # blocks more than a million edges from the origin (sub-millimetre voxels, far scans)
+        return _count_touched(rays, block, trunc, max_depth, frames, packed=False)
+
+
+def _count_touched(
+    rays: list[tuple[np.ndarray, np.ndarray, np.ndarray]], block: float, trunc: float, max_depth: float, frames: int,
+    packed: bool,
+) -> int:
+    """`_touched_blocks` with keys packed in one int64 (OverflowError when they do not fit) or as 24-byte rows."""
+    kept = []
     for origin, directions, depths in rays:
         near = np.maximum(depths - trunc, 0.0)
         far = np.minimum(depths + trunc, max_depth)
-        for step in range(_TOUCH_SAMPLES):
-            along = near + (far - near) * (step / (_TOUCH_SAMPLES - 1))
-            keys.append(np.floor((origin + along[:, None] * directions) / block).astype(np.int64))
-    if not keys:
+        samples = [
+            np.floor((origin + (near + (far - near) * (step / (_TOUCH_SAMPLES - 1)))[:, None] * directions) / block)
+            for step in range(_TOUCH_SAMPLES)
+        ]
+        coordinates = np.concatenate(samples).astype(np.int64)
+        kept.append(_frame_block_keys(coordinates, packed))
+    if not kept:
         return 0
-    coordinates = np.concatenate(keys)
-    coordinates -= coordinates.min(axis=0)
-    if int(coordinates.max()) < 2**21:  # three 21-bit fields in one int64: a fast 1-D sort
-        packed = (coordinates[:, 0] << 42) | (coordinates[:, 1] << 21) | coordinates[:, 2]
-    else:
-        packed = np.ascontiguousarray(coordinates).view(np.dtype((np.void, 24))).reshape(-1)
-    per_frame = [directions.shape[0] * _TOUCH_SAMPLES for _, directions, _ in rays]
-    distinct = _distinct(packed)
-    sampled = len(rays)
+    distinct = _distinct(np.concatenate(kept))
+    sampled = len(kept)
     if frames <= sampled or sampled < 2:
         return distinct
-    first_half = _distinct(packed[: sum(per_frame[: sampled // 2])])
+    first_half = _distinct(np.concatenate(kept[: sampled // 2]))
     new_per_frame = (distinct - first_half) / (sampled - sampled // 2)
     return int(distinct + new_per_frame * (frames - sampled))
+
+
+_KEY_BIAS = 2**20  # block coordinates within +-2^20 pack into three 21-bit fields of one int64
+
+
+def _frame_block_keys(coordinates: np.ndarray, packed: bool) -> np.ndarray:
+    """Sorted distinct keys of (B, 3) int64 block coordinates: packed int64, or 24-byte rows when not `packed`."""
+    if not packed:
+        return np.unique(np.ascontiguousarray(coordinates).view(np.dtype((np.void, 24))).reshape(-1))
+    if coordinates.shape[0] and not (-_KEY_BIAS <= int(coordinates.min()) and int(coordinates.max()) < _KEY_BIAS):
+        raise OverflowError("block coordinates do not fit 21 bits")
+    shifted = coordinates + _KEY_BIAS
+    keys = np.sort((shifted[:, 0] << 42) | (shifted[:, 1] << 21) | shifted[:, 2])
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.shape[0] else keys
+
+
+def _hash_capacity(blocks: int) -> int:
+    """Capacity Open3D's block hash map grows to for `blocks` blocks (doubling from `_INITIAL_BLOCKS`)."""
+    capacity = _INITIAL_BLOCKS
+    while capacity < blocks:
+        capacity *= 2
+    return capacity
 
 
 def _distinct(values: np.ndarray) -> int:
     """Number of distinct values (sort and count: numpy 2.4's hash-based `np.unique` is ~100x slower here)."""
     if values.shape[0] == 0:
         return 0
+    if values.dtype.kind == "V":
+        return int(np.unique(values).shape[0])
     ordered = np.sort(values)
     return 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
 

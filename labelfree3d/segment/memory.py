@@ -2,15 +2,18 @@
 
 A segmentation run allocates, on top of the scan it has read,
 
-    bytes ~ PER_POINT_BYTES x N + WORKING_BYTES[method] x M
+    bytes ~ IMPORT_BYTES + PER_POINT_BYTES x N + WORKING_BYTES[method] x M
 
-where N is the scan's point count (structure detection, masks over every point, lifting back from
-voxels) and M the points the method itself works on: the voxels left by its `voxel_size` (or its
-automatic voxel), estimated from the scan's spacing as N x (spacing / voxel)^2 (surface scans hold
-points in proportion to area, as `ScanScale.voxel_for` assumes), M = N without voxels, and N for
-felzenszwalb on meshes (which are used whole). The coefficients are measured peak-RSS slopes
-(bench/bench_memory.py, docs/benchmarks.md "Memory and scale"), rounded up. Methods without a
-measured working coefficient are checked on the per-point part alone.
+where IMPORT_BYTES covers the libraries the methods load after the scan is read (scikit-learn,
+numba, scipy's sparse graphs), N is the scan's point count (structure detection, masks over every
+point, lifting back from voxels) and M the points the method itself works on: the voxels left by
+its `voxel_size` (or its automatic voxel), estimated from the scan's spacing as
+N x (spacing / voxel)^2 (surface scans hold points in proportion to area, as `ScanScale.voxel_for`
+assumes), M = N without voxels, and N for felzenszwalb on meshes (which are used whole). The
+structure the methods skip is not subtracted from M, so M is an upper bound. The coefficients are
+peak-RSS slopes measured by bench/bench_memory.py on tiled ScanNet rooms (docs/benchmarks.md,
+"Memory and scale"), rounded up; methods without a measured working coefficient are checked on
+the other two terms alone.
 """
 
 from __future__ import annotations
@@ -21,16 +24,29 @@ from labelfree3d.segment.base import Segmenter
 from labelfree3d.segment.structure import scene_scale
 from labelfree3d.structures import Scene
 
-__all__ = ["PER_POINT_BYTES", "WORKING_BYTES", "check_segment_memory", "estimate_segment_memory", "working_points"]
+__all__ = [
+    "IMPORT_BYTES",
+    "PER_POINT_BYTES",
+    "WORKING_BYTES",
+    "check_segment_memory",
+    "estimate_segment_memory",
+    "working_points",
+]
 
-# bytes per input point of everything that scales with N (measured: the peak-RSS slope of
-# `labelfree3d segment` at the default voxels from 100k to 2M points, felzenszwalb, dbscan, hdbscan)
-PER_POINT_BYTES = 320.0
-# bytes per point the method works on (measured with voxel_size=0, every point clustered)
+# scikit-learn, numba and the graph code imported after reading: 300 MB peak at 100k points
+# against 56 MB for reading alone
+IMPORT_BYTES = 250 * 2**20
+# bytes per input point of everything that scales with N: the peak-RSS slope of `labelfree3d segment`
+# at the default voxels from 100k to 2M points, less reading's 61 B (already held at the check):
+# felzenszwalb 183, dbscan 81, hdbscan 81
+PER_POINT_BYTES = 200.0
+# bytes per point the method works on: 2M points with voxel_size=0 (every point worked on) peaked at
+# 2,237 MB (felzenszwalb), 2,101 MB (dbscan); hdbscan is taken as dbscan (its 2M-point run did not
+# finish in 10 min; at 100k points its working set was below dbscan's)
 WORKING_BYTES: dict[str, float] = {
-    "felzenszwalb": 1500.0,
-    "dbscan": 1500.0,
-    "hdbscan": 1500.0,
+    "felzenszwalb": 800.0,
+    "dbscan": 750.0,
+    "hdbscan": 750.0,
 }
 
 
@@ -56,7 +72,7 @@ def working_points(segmenter: Segmenter, scene: Scene) -> int:
 def estimate_segment_memory(segmenter: Segmenter, scene: Scene) -> float:
     """Estimated bytes `segmenter.segment(scene)` allocates on top of what the process holds (see the module doc)."""
     working = WORKING_BYTES.get(segmenter.name, 0.0) * working_points(segmenter, scene)
-    return PER_POINT_BYTES * scene.num_points + working
+    return IMPORT_BYTES + PER_POINT_BYTES * scene.num_points + working
 
 
 def check_segment_memory(segmenter: Segmenter, scene: Scene) -> None:
@@ -71,7 +87,7 @@ def check_segment_memory(segmenter: Segmenter, scene: Scene) -> None:
     if fits(needed):
         return
     budget, _ = memory_budget()
-    allowed = (budget or 0) - current_rss() - PER_POINT_BYTES * scene.num_points
+    allowed = (budget or 0) - current_rss() - IMPORT_BYTES - PER_POINT_BYTES * scene.num_points
     per_working = WORKING_BYTES.get(segmenter.name, 0.0)
     spacing = scene_scale(scene).spacing
     suggestion = "the scan alone needs more: split it or down-sample it first"
