@@ -92,20 +92,24 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
 def status_lines(title: str) -> Iterator[None]:
     """Show the library's `report_status` messages on stderr while the block runs.
 
-    On a terminal: one spinner line, "title: message (12 s)", rewritten as steps start. Otherwise
-    (logs, pipes, CI): one plain line per step, "[12.3 s] message", so that a long run shows which
-    step it is in.
+    On a terminal: one spinner line, "title: message  0:01:12", rewritten as steps start, with the
+    time elapsed ticking. Otherwise (logs, pipes, CI): one plain line per step, "[12.3 s] message",
+    so that a long run shows which step it is in.
     """
     import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from labelfree3d.status import status_listener
 
     started = time.perf_counter()
     if console.error.is_terminal:
-        with console.error.status(f"{title}…") as spinner:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, console=console.error, transient=True) as spinner:
+            task = spinner.add_task(f"{title}…", total=None)
 
             def update(message: str) -> None:
-                spinner.update(f"{title}: {message} (from {time.perf_counter() - started:.0f} s)…")
+                spinner.update(task, description=f"{title}: {message}…")
 
             with status_listener(update):
                 yield
