@@ -229,6 +229,7 @@ class TSDFFusion:
         name: str = "fused",
         progress: Progress | None = None,
         source: str | None = None,
+        memory_check: bool = True,
     ) -> tuple[Scene, FusionReport]:
         """Integrate `frames` and extract the mesh.
 
@@ -238,6 +239,7 @@ class TSDFFusion:
             name: name of the returned scene.
             progress: called with 1 after each frame (e.g. a rich progress bar's advance).
             source: the sequence's folder, named in error messages.
+            memory_check: False when the caller already ran `check_memory` on these frames.
 
         When `frames` is a sequence (a list, a `FrameSequence`), the volume's memory is estimated
         first (`check_memory`): a request past the memory budget is refused before any allocation.
@@ -251,7 +253,7 @@ class TSDFFusion:
             InputError: no frame could be integrated, or the volume holds no surface.
             MemoryBudgetError: the estimated volume does not fit the memory budget.
         """
-        if isinstance(frames, Sequence):
+        if memory_check and isinstance(frames, Sequence):
             self.check_memory(frames, f"TSDF fusion of {source}" if source else "TSDF fusion")
         import open3d as o3d
         import open3d.core as o3c
