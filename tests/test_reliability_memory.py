@@ -83,6 +83,13 @@ def test_fuse_with_a_tiny_voxel_on_7scenes_is_refused_before_fusing_with_a_voxel
     assert TSDFFusion(voxel_length=0.7 * suggested).estimate_memory(frames).bytes > headroom - slack
 
 
+def test_fuse_says_when_no_voxel_edge_fits(sevenscenes_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(BUDGET_VARIABLE, str(int(current_rss() + 10 * 2**20)))
+    code, _, err = run(capsys, "fuse", sevenscenes_dir, "--frame-stride", "50", "-o", tmp_path / "mesh.ply")
+    line = one_error_line(err)
+    assert code == 2 and "no voxel up to the truncation distance fits" in line and "--frame-stride" in line
+
+
 def test_the_block_estimate_replays_open3d_allocation_exactly(sevenscenes_dir):
     import open3d as o3d
     import open3d.core as o3c
