@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +86,40 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
             value = [_scalar(v) for v in value.split(",")]
         settings[key] = value
     return settings
+
+
+@contextlib.contextmanager
+def status_lines(title: str) -> Iterator[None]:
+    """Show the library's `report_status` messages on stderr while the block runs.
+
+    On a terminal: one spinner line, "title: message  0:01:12", rewritten as steps start, with the
+    time elapsed ticking. Otherwise (logs, pipes, CI): one plain line per step, "[12.3 s] message",
+    so that a long run shows which step it is in.
+    """
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from labelfree3d.status import status_listener
+
+    started = time.perf_counter()
+    if console.error.is_terminal:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, console=console.error, transient=True) as spinner:
+            task = spinner.add_task(f"{title}…", total=None)
+
+            def update(message: str) -> None:
+                spinner.update(task, description=f"{title}: {message}…")
+
+            with status_listener(update):
+                yield
+        return
+
+    def line(message: str) -> None:
+        console.err(f"[{time.perf_counter() - started:6.1f} s] {message}")
+
+    with status_listener(line):
+        yield
 
 
 def exit_if_failed(errors: list[str], header: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from labelfree3d.cli.common import console, parse_settings
+from labelfree3d.cli.common import console, parse_settings, status_lines
 
 
 def _format_default(value: object) -> str:
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """Segment a scan into instances with a training-free method and save the masks."""
         from labelfree3d.segment import segment_file
 
-        with console.error.status(f"segmenting {source.name} with {method or 'the default method for its kind'}…"):
+        with status_lines(f"segmenting {source.name} with {method or 'the default method for its kind'}"):
             run = segment_file(
                 source,
                 method,

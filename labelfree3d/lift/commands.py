@@ -88,8 +88,13 @@ def fuse_input(
     if scene.frames is not None and len(scene.frames) > 0 and scene.num_points == 0:
         frames = scene.frames[::frame_stride]
         fusion = fusion or TSDFFusion()
+        fusion.check_memory(frames, f"TSDF fusion of {source}")  # before the progress bar appears
         mesh, report = fusion.fuse(
-            frames, name=scene.name, progress=progress("fusing frames (TSDF)", len(frames)), source=str(source)
+            frames,
+            name=scene.name,
+            progress=progress("fusing frames (TSDF)", len(frames)),
+            source=str(source),
+            memory_check=False,
         )
         result = FuseResult(mesh, "tsdf", Path(output), time.perf_counter() - started, frames=report.integrated)
         if check:

@@ -22,6 +22,7 @@ import numpy as np
 from labelfree3d.errors import InputError, ParameterError
 from labelfree3d.geometry.structure import CEILING, SUPPORT, WALL
 from labelfree3d.segment.structure import scene_structure, structure_score_factor
+from labelfree3d.status import report_status
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
@@ -103,13 +104,16 @@ class Segmenter(ABC):
         """
         require_points(scene)
         if self.structure == "keep":
+            report_status(f"{self.name}: segmenting {scene.num_points:,} points")
             return self.structure_scored(self.segment_points(scene, features), scene)
+        report_status(f"finding floor, walls and ceiling among {scene.num_points:,} points")
         labels = scene_structure(scene).labels
         removed = (SUPPORT, CEILING) if self.structure == "support" else (SUPPORT, CEILING, WALL)
         rest = np.flatnonzero(~np.isin(labels, removed))
         if rest.shape[0] == 0:
             return InstanceMasks.empty(scene.num_points)
         part = scene if rest.shape[0] == scene.num_points else scene.subset(rest)
+        report_status(f"{self.name}: segmenting the {part.num_points:,} points off the structure")
         masks = self.segment_points(part, subset_features(features, rest, scene.num_points))
         if part is not scene:
             masks = masks.expand(rest, scene.num_points)

@@ -36,6 +36,7 @@ from labelfree3d.errors import ParameterError
 from labelfree3d.geometry import estimate_point_normals, mesh_vertex_normals, voxel_downsample
 from labelfree3d.segment.base import MAX_COUNT, MAX_SEED, Segmenter, check_range, register_segmenter
 from labelfree3d.segment.structure import scene_scale
+from labelfree3d.status import report_status
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
@@ -204,6 +205,8 @@ class FeatureClusteringSegmenter(Segmenter):
         cloud = self.prepare(scene)
         if cloud.features.shape[0] == 0:
             return InstanceMasks.empty(scene.num_points)
+        unit = f"voxels of {100 * cloud.voxel:.1f} cm" if cloud.voxel > 0 else "points (no voxels)"
+        report_status(f"{self.name}: clustering {cloud.features.shape[0]:,} {unit} in {cloud.features.shape[1]}-D")
         labels, scores = self.cluster(cloud.features)
         if scores.shape[0] == 0:  # every voxel noise (e.g. DBSCAN on a sparse LiDAR sweep)
             return InstanceMasks.empty(scene.num_points)

@@ -32,6 +32,7 @@ from labelfree3d.geometry import (
 )
 from labelfree3d.segment.base import MAX_COUNT, Segmenter, check_range, register_segmenter
 from labelfree3d.segment.structure import scene_scale
+from labelfree3d.status import report_status
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = ["FelzenszwalbSegmenter", "MESH_K_THRESH", "POINTS_K_THRESH"]
@@ -113,6 +114,7 @@ class FelzenszwalbSegmenter(Segmenter):
             edges, _ = knn_graph(points, min(self.k, num_nodes - 1))
             color_weight = self.color_weight if pooled is not None else 0.0
             weights = point_edge_weights(edges, normals, pooled, points, 1.0, color_weight).astype(np.float64)
+        report_status(f"{self.name}: merging a graph of {num_nodes:,} nodes and {edges.shape[0]:,} edges")
         labels = felzenszwalb_segmentation(num_nodes, edges, weights, k_thresh, self.min_size)
         point_sizes = np.bincount(labels[inverse], minlength=int(labels.max()) + 1).astype(np.float64)
         scores = point_sizes / (point_sizes + 100.0)

@@ -22,6 +22,8 @@ from labelfree3d.io import SEGMENTATION_FORMATS, read_scene, write_segmentation
 from labelfree3d.io.atomic import check_output
 from labelfree3d.io.segmentation_output import segmentation_format_for
 from labelfree3d.segment.base import SEGMENTERS, Segmenter, make_segmenter
+from labelfree3d.segment.memory import check_segment_memory
+from labelfree3d.status import report_status
 from labelfree3d.structures import InstanceMasks, Scene
 
 __all__ = [
@@ -92,6 +94,7 @@ def segment_scene(scene: Scene, method: str | None = None, settings: dict[str, A
     """
     method = default_method(scene) if method is None else method
     segmenter = make_segmenter(method, **(settings or {}))
+    check_segment_memory(segmenter, scene)
     started = time.perf_counter()
     masks = _segment_naming_the_scan(segmenter, scene, scene.source)
     seconds = time.perf_counter() - started
@@ -163,15 +166,18 @@ def segment_file(
         check_output(output, inputs=[path], folder=format == "scannet")
     if method is not None:
         segmenter = make_segmenter(method, **(settings or {}))  # bad settings fail before reading
+    report_status(f"reading {Path(path).name}")
     scene = read_scene(path, format=input_format)
     if method is None:
         method = default_method(scene)
         segmenter = make_segmenter(method, **(settings or {}))
+    check_segment_memory(segmenter, scene)
     started = time.perf_counter()
     masks = _segment_naming_the_scan(segmenter, scene, path)
     seconds = time.perf_counter() - started
     target = Path(output) if output is not None else default_output_path(scene.name, method, format)
     check_output(target, inputs=[path], folder=format == "scannet")
+    report_status(f"writing {len(masks)} masks to {target.name}")
     written = write_segmentation(scene, masks, target, format, method=method)
     run = SegmentationRun(scene, masks, method, segmenter.get_params(), seconds, written, format)
     if evaluate and scene.gt is not None and scene.gt.num_evaluated > 0:
