@@ -262,6 +262,7 @@ def _evaluate(
 ) -> _Evaluation:
     from labelfree3d.evaluate import InstanceEvaluator
     from labelfree3d.evaluate.inputs import load_ground_truth, load_predictions, pair_scenes
+    from labelfree3d.evaluate.protocol import check_void_labels
 
     predictions = []
     for file in contents.prediction_files:
@@ -277,12 +278,15 @@ def _evaluate(
     masks_by_scene: dict[str, Any] = {}
     truths = [ground_truth] if isinstance(ground_truth, (str, os.PathLike)) else list(ground_truth)
     all_truth = (entry for path in truths for entry in load_ground_truth(path, void_labels, gt_format))
+    categories: set[str] = set()
     for _prediction, truth, masks in pair_scenes(predictions, all_truth, skipped):
+        categories |= truth.gt.category_names()
         evaluator.process(truth.name, truth.gt, masks, truth.dataset)
         sources[truth.name] = (truth.source, gt_format)
         masks_by_scene[truth.name] = masks
     if len(evaluator) == 0:
         raise InputError("no ground-truth scan matches the predictions", truths[0])
+    check_void_labels(void_labels, categories)
     report = evaluator.evaluate()
     report["skipped_gt_scenes"] = skipped
     report["inputs"] = {"predictions": str(contents.source), "ground_truth": ", ".join(map(str, truths))}
