@@ -174,7 +174,7 @@ def _npy_header(path: Path, what: str) -> tuple[tuple[int, ...], np.dtype]:
     except IsADirectoryError as error:
         raise InputError(f"expected a .npy {what} file, got a folder", path) from error
     except (ValueError, SyntaxError, TypeError, EOFError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        detail = (str(error).splitlines() or [type(error).__name__])[0] if str(error) else type(error).__name__
         raise FormatError(f"not a readable .npy {what}: corrupt header ({detail[:160]})", path) from error
     if dtype.hasobject:
         raise FormatError(f"the {what} holds Python objects, which are never unpickled; expected a numeric array", path)
@@ -193,7 +193,7 @@ def load_npy_array(path: Path, what: str = "array") -> np.ndarray:
     except FileNotFoundError as error:
         raise InputError("no such file", path) from error
     except (ValueError, OSError, EOFError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = (str(error).splitlines() or [type(error).__name__])[0] if str(error) else type(error).__name__
         if "cannot reshape" in message or "EOF" in message or isinstance(error, EOFError):
             message = f"file is truncated ({message})"
         raise FormatError(f"not a readable .npy {what}: {message}", path) from error
@@ -231,7 +231,7 @@ def load_json(path: Path) -> Any:
     except FileNotFoundError as error:
         raise InputError("no such file", path) from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FormatError(f"malformed JSON ({str(error).splitlines()[0]})", path) from error
+        raise FormatError(f"malformed JSON ({(str(error).splitlines() or [type(error).__name__])[0]})", path) from error
 
 
 def seg_groups(data: Any, path: Path) -> list[dict[str, Any]]:

@@ -56,9 +56,9 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     except ValueError as error:
         if "allow_pickle" in str(error):
             raise FormatError("not a readable .npz archive (it holds object arrays, which are never unpickled)", path) from error
-        raise FormatError(f"not a readable .npz archive ({str(error).splitlines()[0]})", path) from error
+        raise FormatError(f"not a readable .npz archive ({(str(error).splitlines() or [type(error).__name__])[0]})", path) from error
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, NotImplementedError, RuntimeError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        detail = (str(error).splitlines() or [type(error).__name__])[0] if str(error) else type(error).__name__
         raise FormatError(f"not a readable .npz archive (corrupt or truncated: {detail})", path) from error
 
 

@@ -53,6 +53,8 @@ def load_ply(path: str | os.PathLike[str]) -> plyfile.PlyData:
         raise InputError("no such file", path) from error
     except (plyfile.PlyParseError, plyfile.PlyHeaderParseError, ValueError, EOFError, IndexError, UnicodeDecodeError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, UnicodeDecodeError):
+            message = f"the header is not ASCII text (byte {error.start} is 0x{error.object[error.start]:02x})"
         if "early end-of-file" in message or "buffer is smaller" in message or isinstance(error, EOFError):
             message = f"file is truncated ({message})"
         raise FormatError(f"corrupt PLY: {message}", path) from error
