@@ -432,6 +432,8 @@ def run_benchmark(
     """
     from labelfree3d.segment import make_segmenter
 
+    if isinstance(thumbnails, bool) or not isinstance(thumbnails, int) or thumbnails < 0:
+        raise ParameterError(f"thumbnails must be an integer >= 0 (0: none), got {thumbnails!r}")
     names = resolve_methods(methods)
     given = split_settings(settings, names)
     per_method = {m: {**dict((method_settings or {}).get(m, {})), **given[m]} for m in names}

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelfree3d.errors import InputError
+from labelfree3d.errors import InputError, ParameterError
 from labelfree3d.io.atomic import write_text_atomic
 
 if TYPE_CHECKING:
@@ -441,6 +441,10 @@ def build_report(
     from labelfree3d.evaluate import jsonable_report
     from labelfree3d.viz.charts import precision_recall_svg, training_curves_svg
 
+    if isinstance(thumbnails, bool) or not isinstance(thumbnails, int) or thumbnails < 0:
+        raise ParameterError(f"thumbnails must be an integer >= 0 (0: none), got {thumbnails!r}")
+    if isinstance(min_region_size, bool) or not isinstance(min_region_size, int) or min_region_size < 0:
+        raise ParameterError(f"min_region_size must be an integer >= 0, got {min_region_size!r}")
     if (Path(source) / "recipe.json").is_file() and ground_truth is None:
         return write_recipe_report(source, output, void_labels=void_labels, min_region_size=min_region_size, thumbnails=thumbnails)
     contents = locate_run(source, ground_truth)
