@@ -97,13 +97,36 @@ def read_npz_scene(path: Path) -> Scene:
             )
         except InputError as error:  # GroundTruth does not know the file: name it here
             raise InputError(error.problem, path) from error
+    metadata: dict[str, int] = {}
+    finite = np.isfinite(points).all(axis=1) if points.dtype.kind in "biuf" else np.ones(n, bool)
+    if n and not finite.all():  # the rule of every reader: non-finite points are dropped and counted
+        if not finite.any():
+            raise InputError(f"all {n} points have NaN or infinite coordinates", path)
+        keep = np.flatnonzero(finite)
+        metadata["dropped_nan_points"] = int(n - keep.size)
+        for key in ("points", "colors", "normals", "superpoints"):
+            if key in arrays and arrays[key].shape[:1] == (n,):
+                arrays[key] = arrays[key][keep]
+        points = arrays["points"]
+        gt = None if gt is None else gt.subset(keep)
+        if "faces" in arrays and arrays["faces"].ndim == 2 and arrays["faces"].dtype.kind in "iu":
+            faces = arrays["faces"].astype(np.int64)
+            if faces.size and (faces.min() < 0 or faces.max() >= n):
+                raise InputError(f"faces index vertices outside [0, {n})", path)
+            position = np.full(n, -1, dtype=np.int64)
+            position[keep] = np.arange(keep.size)
+            mapped = position[faces]
+            whole = (mapped >= 0).all(axis=1)
+            arrays["faces"] = mapped[whole]
+            if not whole.all():
+                metadata["dropped_faces"] = int(np.count_nonzero(~whole))
     name = path.stem
     if "name" in arrays:
         value = arrays["name"]
         if value.ndim != 0 or value.dtype.kind != "U":
             raise FormatError(f"'name' must be a 0-d string array, got {value.dtype} {value.shape}", path)
         name = str(value)
-    return Scene(
+    scene = Scene(
         points=points,
         colors=arrays.get("colors"),
         normals=arrays.get("normals"),
@@ -113,6 +136,8 @@ def read_npz_scene(path: Path) -> Scene:
         name=name,
         source=path,
     )
+    scene.metadata.update(metadata)
+    return scene
 
 
 def _integer_array(values: np.ndarray, key: str, n: int, path: Path) -> np.ndarray:
