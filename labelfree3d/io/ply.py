@@ -40,6 +40,7 @@ def load_ply(path: str | os.PathLike[str]) -> plyfile.PlyData:
     other polygons are re-read the general way.
     """
     path = Path(path)
+    _check_element_counts(path)
     try:
         try:
             with open(path, "rb") as handle:
@@ -51,13 +52,57 @@ def load_ply(path: str | os.PathLike[str]) -> plyfile.PlyData:
             return plyfile.PlyData.read(handle)
     except FileNotFoundError as error:
         raise InputError("no such file", path) from error
-    except (plyfile.PlyParseError, plyfile.PlyHeaderParseError, ValueError, EOFError, IndexError, UnicodeDecodeError) as error:
+    except MemoryError as error:
+        raise FormatError("corrupt PLY: the header declares more elements than memory can hold", path) from error
+    except (
+        plyfile.PlyParseError,
+        plyfile.PlyHeaderParseError,
+        ValueError,
+        EOFError,
+        IndexError,
+        UnicodeDecodeError,
+        OverflowError,
+        TypeError,
+    ) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, OverflowError):
+            message = f"a value does not fit its declared type ({message})"
         if isinstance(error, UnicodeDecodeError):
             message = f"the header is not ASCII text (byte {error.start} is 0x{error.object[error.start]:02x})"
         if "early end-of-file" in message or "buffer is smaller" in message or isinstance(error, EOFError):
             message = f"file is truncated ({message})"
         raise FormatError(f"corrupt PLY: {message}", path) from error
+
+
+def _check_element_counts(path: Path) -> None:
+    """Refuse a header whose element counts cannot fit in the file, before plyfile allocates them.
+
+    plyfile allocates an ascii element's whole table from the declared count before reading a
+    row, so a header that lies ("element vertex 99999999999") would ask for terabytes. Every
+    ascii row takes at least 2 bytes ("0\n") and every binary row at least 1.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+            size = os.fstat(handle.fileno()).st_size
+    except FileNotFoundError as error:
+        raise InputError("no such file", path) from error
+    except IsADirectoryError as error:
+        raise InputError("expected a PLY file, got a folder", path) from error
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        return  # plyfile says what is wrong with such a header
+    ascii_rows = b"format ascii" in head[:end]
+    declared = 0
+    for line in head[:end].split(b"\n"):
+        words = line.split()
+        if len(words) == 3 and words[0] == b"element" and words[2].isdigit():
+            declared += int(words[2])
+    if declared * (2 if ascii_rows else 1) > size - end:
+        raise FormatError(
+            f"corrupt PLY: the header declares {declared} element rows, more than the {size} bytes of the file can hold",
+            path,
+        )
 
 
 @register_reader("ply", extensions=(".ply",), description="PLY point cloud or triangle mesh, ascii or binary")
