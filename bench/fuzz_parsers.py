@@ -127,12 +127,13 @@ def mutate(data: bytes, rng: random.Random, seeds: list[bytes]) -> bytes:
     """One to four random edits: bit flips, byte runs, deletions, splices, header numbers replaced."""
     out = bytearray(data)
     for _ in range(rng.randint(1, 4)):
+        if not out:
+            out += bytes([rng.randrange(256)])
+            continue
         choice = rng.random()
         header = max(1, min(len(out), (out.find(b"end_header") + 12) if b"end_header" in out else out.find(b"DATA") + 30))
         at = rng.randrange(len(out)) if rng.random() < 0.5 or header <= 1 else rng.randrange(header)
-        if not out:
-            out += bytes([rng.randrange(256)])
-        elif choice < 0.25:
+        if choice < 0.25:
             out[at % len(out)] ^= 1 << rng.randrange(8)
         elif choice < 0.4:
             out[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
@@ -141,7 +142,7 @@ def mutate(data: bytes, rng: random.Random, seeds: list[bytes]) -> bytes:
         elif choice < 0.65:
             del out[rng.randrange(len(out)) :]  # truncation
         elif choice < 0.75:
-            other = rng.choice(seeds)
+            other = rng.choice(seeds) or b"\x00"
             cut = rng.randrange(len(other))
             out[at:] = other[cut:]
         else:  # replace a number of the header by a boundary value
@@ -224,8 +225,8 @@ def main() -> None:
         else:
             engine = "atheris"
     run_one(b"\x01" + seeds["compressed.pcd"], scratch, args.out)  # compiles the LZF kernel before timing
-    atexit.register(_summary, args.out, engine)
     if engine == "mutation":
+        atexit.register(_summary, args.out, engine)
         fuzz_mutation(seeds, args.seconds, scratch, args.out, args.seed)
         return
     corpus = scratch / "corpus"
@@ -233,10 +234,20 @@ def main() -> None:
     for name, data in seeds.items():
         (corpus / name).write_bytes((b"\x00" if name.endswith(".ply") else b"\x01") + data)
     _instrument_parsers(atheris)
-    # libFuzzer ends the process itself at -max_total_time; the atexit hook writes the summary
-    libfuzzer = [sys.argv[0], f"-max_total_time={int(args.seconds)}", "-rss_limit_mb=4096", "-max_len=65536",
+    # libFuzzer leaves through C's exit(), which skips Python's atexit hooks: the callback ends
+    # the run itself at the deadline (libFuzzer's own -max_total_time is only a backstop)
+    deadline = time.time() + args.seconds
+
+    def one_input(data: bytes) -> None:
+        if time.time() > deadline:
+            _summary(args.out, engine)
+            sys.stdout.flush()
+            os._exit(0)
+        run_one(data, scratch, args.out)
+
+    libfuzzer = [sys.argv[0], f"-max_total_time={int(args.seconds) + 60}", "-rss_limit_mb=4096", "-max_len=65536",
                  f"-artifact_prefix={args.out}{os.sep}", str(corpus)]  # fmt: skip
-    atheris.Setup(libfuzzer, lambda data: run_one(data, scratch, args.out))
+    atheris.Setup(libfuzzer, one_input)
     atheris.Fuzz()
 
 

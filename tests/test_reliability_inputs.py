@@ -90,7 +90,7 @@ def _bad_files(folder: Path, real: dict[str, bytes]) -> dict[str, Path]:
         "truncated.npy": npy[:5000],
         "wrong-magic.ply": b"plx" + ply[3:200],
         "garbage.pcd": b"garbage\n" * 5,
-        "non-utf8.ply": ply[:10] + b"\xff\xfe comment \xff\n" + ply[10:4000],
+        "non-utf8.ply": ply[:10] + b"\xff\xfe comment \xff\n" + ply[10:],
         "lying-vertex-count.ply": ply.replace(b"element vertex 81369", b"element vertex 99999999"),
         "lying-face-count.ply": ply.replace(b"element face 153587", b"element face 999999999"),
         "short-vertex-count.ply": ply.replace(b"element vertex 81369", b"element vertex 10"),

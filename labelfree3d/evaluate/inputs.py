@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from labelfree3d.errors import FormatError, InputError, UnknownFormatError
 from labelfree3d.evaluate.protocol import check_void_labels
 from labelfree3d.io import detect_format, read_predictions, read_scannet_benchmark, read_scene
+from labelfree3d.io._labels import ARRAY_FILE_ERRORS
 from labelfree3d.io.scannet_gt import SCANNET_GT_FORMAT, is_scannet_gt_txt, read_scannet_gt_txt
 from labelfree3d.structures import GroundTruth, InstanceMasks
 from labelfree3d.structures.scene import safe_scene_name
@@ -109,7 +109,7 @@ def _prediction_scene_name(path: Path) -> str:
                     if data["scene_name"].ndim != 0 or data["scene_name"].dtype.kind != "U":
                         raise FormatError("prediction member 'scene_name' must be one string", path)
                     return safe_scene_name(str(data["scene_name"])) if str(data["scene_name"]) else path.stem
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        except ARRAY_FILE_ERRORS as error:
             raise FormatError(f"not a readable .npz prediction file ({error})", path) from error
         return path.stem
     if path.suffix.lower() == ".txt":

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any
 
 import numpy as np
@@ -148,6 +151,14 @@ def majority_per_instance(instance_ids: np.ndarray, values: np.ndarray, k: int) 
     return out
 
 
+# what numpy raises on a corrupt .npy / .npz: besides the usual, its header dict is parsed with
+# ast.literal_eval (tokenizer and syntax errors), and .npz members are deflated (zlib errors)
+ARRAY_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError, RuntimeError, SyntaxError,
+    TypeError, TokenError, RecursionError, MemoryError, OverflowError, zlib.error,
+)  # fmt: skip
+
+
 def _npy_header(path: Path, what: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from the header of the `.npy` file `path`, checked against the file size.
 
@@ -173,8 +184,8 @@ def _npy_header(path: Path, what: str) -> tuple[tuple[int, ...], np.dtype]:
         raise InputError("no such file", path) from error
     except IsADirectoryError as error:
         raise InputError(f"expected a .npy {what} file, got a folder", path) from error
-    except (ValueError, SyntaxError, TypeError, EOFError) as error:
-        detail = (str(error).splitlines() or [type(error).__name__])[0] if str(error) else type(error).__name__
+    except ARRAY_FILE_ERRORS as error:
+        detail = (str(error).splitlines() or [type(error).__name__])[0]
         raise FormatError(f"not a readable .npy {what}: corrupt header ({detail[:160]})", path) from error
     if dtype.hasobject:
         raise FormatError(f"the {what} holds Python objects, which are never unpickled; expected a numeric array", path)

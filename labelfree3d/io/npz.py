@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from labelfree3d.errors import FormatError, InputError
-from labelfree3d.io._labels import integer_labels
+from labelfree3d.io._labels import ARRAY_FILE_ERRORS, integer_labels
 from labelfree3d.io.atomic import atomic_path
 from labelfree3d.io.registry import register_reader
 from labelfree3d.structures import GroundTruth, Scene
@@ -57,7 +57,7 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
         if "allow_pickle" in str(error):
             raise FormatError("not a readable .npz archive (it holds object arrays, which are never unpickled)", path) from error
         raise FormatError(f"not a readable .npz archive ({(str(error).splitlines() or [type(error).__name__])[0]})", path) from error
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, NotImplementedError, RuntimeError) as error:
+    except ARRAY_FILE_ERRORS as error:
         detail = (str(error).splitlines() or [type(error).__name__])[0] if str(error) else type(error).__name__
         raise FormatError(f"not a readable .npz archive (corrupt or truncated: {detail})", path) from error
 

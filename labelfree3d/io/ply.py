@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,13 @@ def load_ply(path: str | os.PathLike[str]) -> plyfile.PlyData:
     """
     path = Path(path)
     _check_element_counts(path)
+    with warnings.catch_warnings():
+        # numpy's "loadtxt: input contained no data" on an empty ascii list is not worth a line
+        warnings.simplefilter("ignore", UserWarning)
+        return _parse_ply(path)
+
+
+def _parse_ply(path: Path) -> plyfile.PlyData:
     try:
         try:
             with open(path, "rb") as handle:
@@ -100,7 +108,8 @@ def _check_element_counts(path: Path) -> None:
             declared += int(words[2])
     if declared * (2 if ascii_rows else 1) > size - end:
         raise FormatError(
-            f"corrupt PLY: the header declares {declared} element rows, more than the {size} bytes of the file can hold",
+            f"corrupt PLY: the header declares {declared} element rows, more than the {size} bytes of the file can hold "
+            "(truncated, or a wrong count)",
             path,
         )
 

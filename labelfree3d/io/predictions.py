@@ -22,13 +22,13 @@ mask path, label id, confidence), and one mask file per prediction with a 0/1 li
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from labelfree3d.errors import FormatError, InputError
 from labelfree3d.io._integer_lines import binary_lines, integer_lines, normalise_lines
+from labelfree3d.io._labels import ARRAY_FILE_ERRORS
 from labelfree3d.io.atomic import atomic_path, write_text_atomic
 from labelfree3d.structures import InstanceMasks
 from labelfree3d.structures.scene import safe_scene_name
@@ -88,7 +88,7 @@ def read_predictions(path: str | os.PathLike[str]) -> tuple[InstanceMasks, dict[
             if missing:
                 raise FormatError(f"prediction file lacks keys {missing} (has {sorted(data.files)})", path)
             arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+    except ARRAY_FILE_ERRORS as error:
         raise FormatError(f"not a readable .npz prediction file ({error})", path) from error
     _check_prediction_arrays(arrays, path)
     try:
@@ -138,7 +138,7 @@ def read_prediction_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             return info
     except FileNotFoundError as error:
         raise InputError("no such prediction file", path) from error
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+    except ARRAY_FILE_ERRORS as error:
         raise FormatError(f"not a readable .npz prediction file ({error})", path) from error
 
 
