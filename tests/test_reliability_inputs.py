@@ -628,3 +628,50 @@ def test_benchmark_index_may_not_read_masks_outside_its_folder(tmp_path):
     (folder / "scene0000_00.txt").write_text(f"{secret} 1 0.9\n")
     with pytest.raises(FormatError, match="leaves the index's folder"):
         read_scannet_benchmark(folder / "scene0000_00.txt")
+
+
+# ---------------------------------------------------------------------- folder readers
+@pytest.mark.realdata
+def test_folder_readers_name_the_bad_file_inside(capsys, tmp_path, data_dir):
+    scene = tmp_path / "scannet" / "scene0000_00"
+    scene.mkdir(parents=True)
+    for source in (data_dir / "scannet/scene0000_00").iterdir():
+        (scene / source.name).symlink_to(source)
+    segs = scene / "scene0000_00_vh_clean_2.0.010000.segs.json"
+    segs.unlink()
+    segs.write_text('{"segIndices": [1, 2, 3]}')
+    status, _, err = cli(capsys, "info", scene)
+    assert "segIndices has 3 entries for 81369 mesh vertices" in assert_one_line_error(status, err, segs)
+    segs.write_bytes(b"\xff\xfe\x00")
+    status, _, err = cli(capsys, "info", scene)
+    assert "malformed JSON" in assert_one_line_error(status, err, segs)
+
+    frames = tmp_path / "rgbd" / "frames"
+    frames.mkdir(parents=True)
+    shutil.copy2(data_dir / "7scenes/camera-intrinsics.txt", frames.parent)
+    for name in ("frame-000000", "frame-000010"):
+        for part in (".color.jpg", ".depth.png", ".pose.txt"):
+            shutil.copy2(data_dir / "7scenes/frames" / f"{name}{part}", frames)
+    depth = frames / "frame-000010.depth.png"
+    depth.write_bytes(depth.read_bytes()[:300])
+    status, _, err = cli(capsys, "fuse", frames.parent, "-o", tmp_path / "mesh.ply")
+    # fuse draws a progress bar on stderr before the frame fails: the error is its last line
+    assert status == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(depth) in last and "unreadable depth image" in last
+    assert not (tmp_path / "mesh.ply").exists()
+    intrinsics = frames.parent / "camera-intrinsics.txt"
+    intrinsics.write_text("a b c\n")
+    status, _, err = cli(capsys, "info", frames.parent)
+    assert_one_line_error(status, err, intrinsics)
+
+
+def test_s3dis_rooms_drop_nan_points_like_every_reader(tmp_path):
+    room = tmp_path / "Area_1" / "office_1"
+    (room / "Annotations").mkdir(parents=True)
+    (room / "Annotations" / "chair_1.txt").write_text("1 2 nan 4 5 6\n1 2 3 4 5 6\n1 2 4 4 5 6\n")
+    scene = read_scene(room)
+    assert scene.num_points == 2 and scene.metadata["dropped_nan_points"] == 1
+    (room / "Annotations" / "chair_1.txt").write_bytes(b"\xff\xfe\n")
+    with pytest.raises(FormatError, match="chair_1.txt: malformed S3DIS annotation"):
+        read_scene(room)
