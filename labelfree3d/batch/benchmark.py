@@ -36,7 +36,7 @@ import numpy as np
 from labelfree3d.batch.engine import one_line_error, run_batch
 from labelfree3d.errors import InputError, ParameterError
 from labelfree3d.evaluate import InstanceEvaluator, PrecisionRecallCurve, jsonable_report
-from labelfree3d.evaluate.protocol import MIN_REGION_SIZE
+from labelfree3d.evaluate.protocol import MIN_REGION_SIZE, check_void_labels
 from labelfree3d.io.scans import ScanSource, list_scans
 
 __all__ = [
@@ -146,6 +146,7 @@ class ScanOutcome:
     methods: dict[str, MethodOnScan] = field(default_factory=dict)
     thumbnails: dict[str, bytes] | None = None  # "gt" and method name -> PNG bytes
     thumbnail_error: str | None = None
+    categories: frozenset[str] = frozenset()  # the ground truth's category names, to check --void-labels
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -187,7 +188,7 @@ def benchmark_scan(
             raise InputError(f"void labels need category names, which this {dataset} scan does not carry", path)
         gt = gt.with_void_names(void_labels)
         scene = scene.replace(gt=gt)
-    outcome = ScanOutcome(scene.name, scene.num_points, dataset, has_gt=True)
+    outcome = ScanOutcome(scene.name, scene.num_points, dataset, has_gt=True, categories=gt.category_names())
     predictions = {}
     for method, settings in methods.items():
         evaluator = InstanceEvaluator(**(evaluation or {}))
@@ -431,6 +432,8 @@ def run_benchmark(
     """
     from labelfree3d.segment import make_segmenter
 
+    if isinstance(thumbnails, bool) or not isinstance(thumbnails, int) or thumbnails < 0:
+        raise ParameterError(f"thumbnails must be an integer >= 0 (0: none), got {thumbnails!r}")
     names = resolve_methods(methods)
     given = split_settings(settings, names)
     per_method = {m: {**dict((method_settings or {}).get(m, {})), **given[m]} for m in names}
@@ -492,6 +495,7 @@ def run_benchmark(
         raise InputError(
             f"none of the {len(scans)} scan(s) carries ground-truth instances to benchmark against", source
         )
+    check_void_labels(void_labels, {c for r in run.results if r.ok and r.value.has_gt for c in r.value.categories})
     results = {}
     for method in names:
         results[method] = MethodResult(

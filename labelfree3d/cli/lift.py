@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
             extractor = load_image_features(features)
         pipeline = LiftPipeline(
             generator,
-            frame_stride=frame_stride or (25 if target.kind == "sequence" else 1),
+            frame_stride=frame_stride if frame_stride is not None else (25 if target.kind == "sequence" else 1),
             samples=samples,
             scene_masks=scene_masks,
             fusion=TSDFFusion(voxel_length=voxel, sdf_trunc=trunc, max_depth=max_depth),

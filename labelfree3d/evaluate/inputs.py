@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelfree3d.errors import FormatError, InputError, UnknownFormatError
+from labelfree3d.evaluate.protocol import check_void_labels
 from labelfree3d.io import detect_format, read_predictions, read_scannet_benchmark, read_scene
+from labelfree3d.io._labels import ARRAY_FILE_ERRORS
 from labelfree3d.io.scannet_gt import SCANNET_GT_FORMAT, is_scannet_gt_txt, read_scannet_gt_txt
 from labelfree3d.structures import GroundTruth, InstanceMasks
+from labelfree3d.structures.scene import safe_scene_name
 
 if TYPE_CHECKING:
     from labelfree3d.evaluate.evaluator import InstanceEvaluator
@@ -104,8 +106,10 @@ def _prediction_scene_name(path: Path) -> str:
         try:
             with np.load(path, allow_pickle=False) as data:  # reads the zip directory, then one small member
                 if "scene_name" in data.files:
-                    return str(data["scene_name"]) or path.stem
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+                    if data["scene_name"].ndim != 0 or data["scene_name"].dtype.kind != "U":
+                        raise FormatError("prediction member 'scene_name' must be one string", path)
+                    return safe_scene_name(str(data["scene_name"])) if str(data["scene_name"]) else path.stem
+        except ARRAY_FILE_ERRORS as error:
             raise FormatError(f"not a readable .npz prediction file ({error})", path) from error
         return path.stem
     if path.suffix.lower() == ".txt":
@@ -317,6 +321,7 @@ class SceneOutcome:
     name: str | None = None
     evaluator: InstanceEvaluator | None = None
     error: tuple[str, str, str | None] | None = None
+    categories: frozenset[str] = frozenset()
 
     def raise_error(self) -> None:
         """Raise the recorded error again, same class, message and file, in this process."""
@@ -355,6 +360,7 @@ def evaluate_scan(
     try:
         truth = _read_truth(outcome.source, format, void_labels)
         outcome.name = truth.name
+        outcome.categories = truth.gt.category_names()
         file = paired if paired is not None else predictions.get(truth.name)
         if file is None:
             return outcome
@@ -446,6 +452,7 @@ def evaluate_paths(
 
     skipped: list[str] = []
     seen: set[str] = set()
+    categories: set[str] = set()
     for source, result in zip(paths, run.results):  # in scan order: the first failure is raised
         if not result.ok:  # not an InputError: a bug, or a worker that died
             raise InputError(result.error or f"{source}: failed") from _RemoteTraceback(result.traceback or "")
@@ -460,6 +467,7 @@ def evaluate_paths(
                 raise InputError(f"two ground-truth scans are named {outcome.name!r}", source)
             seen.add(outcome.name)
         outcome.raise_error()
+        categories |= outcome.categories
         evaluator.merge(outcome.evaluator)
     if paired is None:
         unmatched = [(name, file) for name, file in files.items() if name not in seen]
@@ -467,6 +475,7 @@ def evaluate_paths(
             raise InputError(f"no ground-truth scan is named {unmatched[0][0]!r}", unmatched[0][1])
     if len(evaluator) == 0:
         raise InputError("no ground-truth scan found to evaluate against", ground_truth)
+    check_void_labels(void_labels, categories)
     report = evaluator.evaluate()
     report["skipped_gt_scenes"] = skipped
     report["inputs"] = {"predictions": str(predictions), "ground_truth": str(ground_truth)}

@@ -8,6 +8,7 @@ strict `IoU > t` comparisons see bit-identical floats (0.6000000000000001, not 0
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_VOID_LABELS",
     "PQ_MATCH_IOU",
     "protocol_description",
+    "check_void_labels",
     "threshold_key",
 ]
 
@@ -88,3 +90,32 @@ def protocol_description(
         ),
         "ari": "adjusted Rand index between the painted labelling (unassigned = one cluster) and GT on non-void points, mean over scenes",
     }
+
+
+def check_void_labels(void_labels: Sequence[str] | None, categories: Iterable[str]) -> None:
+    """Refuse void labels that name no category of the ground truth (a typo would void nothing).
+
+    `--void-labels` replaces the reader's void classes, so a misspelt name silently turns wall,
+    floor and ceiling into evaluated instances; every name must therefore be a category of at
+    least one ground-truth scan evaluated.
+
+    Args:
+        void_labels: the requested void category names (case-insensitive); None or empty: no check.
+        categories: every category name the ground-truth scans carry (`GroundTruth.category_names`).
+
+    Raises:
+        ParameterError: naming the unknown labels and listing the valid ones.
+    """
+    from labelfree3d.errors import ParameterError
+
+    if not void_labels:
+        return
+    known = {str(c).strip().lower() for c in categories}
+    unknown = [label for label in void_labels if label.strip().lower() not in known]
+    if unknown:
+        listed = sorted(known)
+        shown = ", ".join(listed[:80]) + (f", ... ({len(listed)} in all)" if len(listed) > 80 else "")
+        raise ParameterError(
+            f"--void-labels: unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
+            f"the ground truth's categories are: {shown or '(none)'}"
+        )

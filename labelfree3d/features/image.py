@@ -199,6 +199,8 @@ def load_image_features(
             f"{path}: no such image-model checkpoint; download e.g. DINO ViT-S/8 (dino_deitsmall8_pretrain.pth) from "
             "https://github.com/facebookresearch/dino#pretrained-models, or use --features colortexture"
         )
+    if path.stat().st_size == 0:
+        raise InputError("the image-model checkpoint is an empty file", path)
     if path.suffix == ".pt2":  # a torch.export program (torch's successor to TorchScript)
         try:
             module = torch.export.load(str(path)).module()
@@ -220,9 +222,17 @@ def load_image_features(
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise InputError(
-            f"unreadable checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:120]})", path
+            f"unreadable checkpoint ({_torch_load_problem(error)})", path
         ) from error
     if not isinstance(state, dict):
         raise InputError("checkpoint is neither TorchScript nor a state dict", path)
     model = DinoViT.from_state_dict(state, output=output, source=str(path))
     return TorchImageFeatures(model, stride=model.patch_size, max_side=max_side, device=device)
+
+
+def _torch_load_problem(error: Exception) -> str:
+    """One line on why `torch.load(..., weights_only=True)` refused a file."""
+    if type(error).__name__ == "UnpicklingError":
+        # torch's own text invites loading with weights_only=False, which would run the file's code
+        return "not a plain tensor state dict: it is corrupt or holds Python objects, which are never unpickled"
+    return f"{type(error).__name__}: {(str(error).splitlines() or [type(error).__name__])[0][:120]}"

@@ -137,7 +137,7 @@ class DinoViT(nn.Module):
             model.load_state_dict(state)
         except RuntimeError as error:
             raise InputError(
-                f"state dict does not fit a DINO ViT ({str(error).splitlines()[0][:160]})", source
+                f"state dict does not fit a DINO ViT ({(str(error).splitlines() or [type(error).__name__])[0][:160]})", source
             ) from error
         return model.eval()
 

@@ -4,8 +4,12 @@ groups, void flags, and loading the JSON / `.npy` files labels come in."""
 from __future__ import annotations
 
 import json
+import os
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any
 
 import numpy as np
@@ -147,14 +151,60 @@ def majority_per_instance(instance_ids: np.ndarray, values: np.ndarray, k: int) 
     return out
 
 
+# what numpy raises on a corrupt .npy / .npz: besides the usual, its header dict is parsed with
+# ast.literal_eval (tokenizer and syntax errors), and .npz members are deflated (zlib errors)
+ARRAY_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError, RuntimeError, SyntaxError,
+    TypeError, TokenError, RecursionError, MemoryError, OverflowError, zlib.error,
+)  # fmt: skip
+
+
+def _npy_header(path: Path, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of the `.npy` file `path`, checked against the file size.
+
+    Checking first keeps a lying header (a shape far larger than the file) from making numpy
+    allocate the array it describes before noticing the data is missing.
+    """
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != fmt.MAGIC_PREFIX:
+                handle.seek(0, os.SEEK_END)
+                empty = handle.tell() == 0
+                raise FormatError(f"not a .npy {what}: " + ("the file is empty" if empty else "no NPY magic bytes"), path)
+            handle.seek(0)
+            version = fmt.read_magic(handle)
+            # version 3 differs from 2 only in allowing a UTF-8 header, which 2.0's parser reads for ASCII keys
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(handle, max_header_size=10_000)
+            data_start = handle.tell()
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell() - data_start
+    except FileNotFoundError as error:
+        raise InputError("no such file", path) from error
+    except IsADirectoryError as error:
+        raise InputError(f"expected a .npy {what} file, got a folder", path) from error
+    except ARRAY_FILE_ERRORS as error:
+        detail = (str(error).splitlines() or [type(error).__name__])[0]
+        raise FormatError(f"not a readable .npy {what}: corrupt header ({detail[:160]})", path) from error
+    if dtype.hasobject:
+        raise FormatError(f"the {what} holds Python objects, which are never unpickled; expected a numeric array", path)
+    needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if needed > size:
+        raise FormatError(f"file is truncated: header says shape {shape} ({needed} bytes), the file holds {size}", path)
+    return tuple(int(d) for d in shape), dtype
+
+
 def load_npy_array(path: Path, what: str = "array") -> np.ndarray:
     """Load a numeric `.npy` array without pickles; unreadable or non-numeric data -> FormatError."""
+    path = Path(path)
+    _npy_header(path, what)
     try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError as error:
         raise InputError("no such file", path) from error
     except (ValueError, OSError, EOFError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = (str(error).splitlines() or [type(error).__name__])[0] if str(error) else type(error).__name__
         if "cannot reshape" in message or "EOF" in message or isinstance(error, EOFError):
             message = f"file is truncated ({message})"
         raise FormatError(f"not a readable .npy {what}: {message}", path) from error
@@ -166,9 +216,21 @@ def load_npy_array(path: Path, what: str = "array") -> np.ndarray:
 
 
 def integer_labels(values: np.ndarray, what: str, path: Path) -> np.ndarray:
-    """`values` as int64, or a `FormatError` "<what> must hold integer ids" naming `path`."""
-    if values.dtype.kind == "f" and (not np.all(np.isfinite(values)) or np.any(values != np.round(values))):
-        raise FormatError(f"{what} must hold integer ids", path)
+    """`values` as int64, or a `FormatError` "<what> must hold integer ids" naming `path`.
+
+    Floats must be finite whole numbers and every value must fit int64 (a cast would wrap
+    silently otherwise).
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+            raise FormatError(f"{what} must hold integer ids", path)
+        if values.size and np.abs(values).max() >= 2.0**62:
+            raise FormatError(f"{what} holds ids too large to be integer ids (up to {np.abs(values).max():.3g})", path)
+    elif values.dtype.kind == "u" and values.dtype.itemsize == 8 and values.size and values.max() > np.iinfo(np.int64).max:
+        raise FormatError(f"{what} holds ids too large for int64", path)
+    elif values.dtype.kind not in "biuf":
+        raise FormatError(f"{what} must hold integer ids, got dtype {values.dtype}", path)
     return values.astype(np.int64)
 
 
@@ -180,7 +242,7 @@ def load_json(path: Path) -> Any:
     except FileNotFoundError as error:
         raise InputError("no such file", path) from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FormatError(f"malformed JSON ({str(error).splitlines()[0]})", path) from error
+        raise FormatError(f"malformed JSON ({(str(error).splitlines() or [type(error).__name__])[0]})", path) from error
 
 
 def seg_groups(data: Any, path: Path) -> list[dict[str, Any]]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import plyfile
 
 from labelfree3d.errors import FormatError, InputError
-from labelfree3d.io._labels import compact_ids
+from labelfree3d.io._labels import compact_ids, integer_labels
 from labelfree3d.io.atomic import atomic_path
 from labelfree3d.io.registry import register_reader
 from labelfree3d.structures import GroundTruth, InstanceMasks, Scene
@@ -40,6 +41,14 @@ def load_ply(path: str | os.PathLike[str]) -> plyfile.PlyData:
     other polygons are re-read the general way.
     """
     path = Path(path)
+    _check_element_counts(path)
+    with warnings.catch_warnings():
+        # numpy's "loadtxt: input contained no data" on an empty ascii list is not worth a line
+        warnings.simplefilter("ignore", UserWarning)
+        return _parse_ply(path)
+
+
+def _parse_ply(path: Path) -> plyfile.PlyData:
     try:
         try:
             with open(path, "rb") as handle:
@@ -51,11 +60,58 @@ def load_ply(path: str | os.PathLike[str]) -> plyfile.PlyData:
             return plyfile.PlyData.read(handle)
     except FileNotFoundError as error:
         raise InputError("no such file", path) from error
-    except (plyfile.PlyParseError, plyfile.PlyHeaderParseError, ValueError, EOFError, IndexError, UnicodeDecodeError) as error:
+    except MemoryError as error:
+        raise FormatError("corrupt PLY: the header declares more elements than memory can hold", path) from error
+    except (
+        plyfile.PlyParseError,
+        plyfile.PlyHeaderParseError,
+        ValueError,
+        EOFError,
+        IndexError,
+        UnicodeDecodeError,
+        OverflowError,
+        TypeError,
+    ) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, OverflowError):
+            message = f"a value does not fit its declared type ({message})"
+        if isinstance(error, UnicodeDecodeError):
+            message = f"the header is not ASCII text (byte {error.start} is 0x{error.object[error.start]:02x})"
         if "early end-of-file" in message or "buffer is smaller" in message or isinstance(error, EOFError):
             message = f"file is truncated ({message})"
         raise FormatError(f"corrupt PLY: {message}", path) from error
+
+
+def _check_element_counts(path: Path) -> None:
+    """Refuse a header whose element counts cannot fit in the file, before plyfile allocates them.
+
+    plyfile allocates an ascii element's whole table from the declared count before reading a
+    row, so a header that lies ("element vertex 99999999999") would ask for terabytes. Every
+    ascii row takes at least 2 bytes ("0\n") and every binary row at least 1.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+            size = os.fstat(handle.fileno()).st_size
+    except FileNotFoundError as error:
+        raise InputError("no such file", path) from error
+    except IsADirectoryError as error:
+        raise InputError("expected a PLY file, got a folder", path) from error
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        return  # plyfile says what is wrong with such a header
+    ascii_rows = b"format ascii" in head[:end]
+    declared = 0
+    for line in head[:end].split(b"\n"):
+        words = line.split()
+        if len(words) == 3 and words[0] == b"element" and words[2].isdigit():
+            declared += int(words[2])
+    if declared * (2 if ascii_rows else 1) > size - end:
+        raise FormatError(
+            f"corrupt PLY: the header declares {declared} element rows, more than the {size} bytes of the file can hold "
+            "(truncated, or a wrong count)",
+            path,
+        )
 
 
 @register_reader("ply", extensions=(".ply",), description="PLY point cloud or triangle mesh, ascii or binary")
@@ -95,33 +151,54 @@ def read_ply(path: Path, instance_field: str | None = None, semantic_field: str 
             break
 
     faces = _read_faces(data, path)
+    if faces is not None and faces.size and (faces.min() < 0 or faces.max() >= points.shape[0]):
+        raise FormatError(
+            f"PLY faces index vertices outside [0, {points.shape[0]}) (indices {int(faces.min())}..{int(faces.max())}): "
+            "the face list or the vertex count is wrong",
+            path,
+        )
 
     instance_name = _pick_field(instance_field, _INSTANCE_NAMES, available, path)
     semantic_name = _pick_field(semantic_field, _SEMANTIC_NAMES, available, path)
     gt = None
     if instance_name is not None or semantic_name is not None:
-        semantic = None if semantic_name is None else np.asarray(vertex[semantic_name]).astype(np.int64)
+        semantic = None
+        if semantic_name is not None:
+            semantic = integer_labels(np.asarray(vertex[semantic_name]), f"vertex property {semantic_name!r}", path)
         if instance_name is not None:
-            raw_ids = np.asarray(vertex[instance_name]).astype(np.int64)
+            raw_ids = integer_labels(np.asarray(vertex[instance_name]), f"vertex property {instance_name!r}", path)
             instance_ids = _compact_ids(raw_ids)
         else:
             instance_ids = np.full(points.shape[0], -1, dtype=np.int64)
         gt = GroundTruth(instance_ids, semantic_ids=semantic)
 
+    # the rule of every reader: vertices with a NaN/inf coordinate are dropped (and counted),
+    # with the faces that use them; the remaining faces are re-indexed
     finite = np.isfinite(points).all(axis=1)
     dropped = int(np.count_nonzero(~finite))
-    scene_kwargs = dict(points=points, colors=colors, normals=normals, faces=faces, gt=gt)
+    dropped_faces = 0
     if dropped:
-        if faces is not None:
-            raise InputError(f"mesh has {dropped} vertices with NaN coordinates", path)
+        if dropped == points.shape[0]:
+            raise InputError(f"all {dropped} points have NaN or infinite coordinates", path)
         keep = np.flatnonzero(finite)
-        scene = Scene(**scene_kwargs, name=_scene_name(path), source=path).subset(keep)  # type: ignore[arg-type]
-    else:
-        scene = Scene(**scene_kwargs, name=_scene_name(path), source=path)  # type: ignore[arg-type]
+        points = points[keep]
+        colors = None if colors is None else colors[keep]
+        normals = None if normals is None else normals[keep]
+        gt = None if gt is None else gt.subset(keep)
+        if faces is not None:
+            position = np.full(finite.shape[0], -1, dtype=np.int64)
+            position[keep] = np.arange(keep.size)
+            mapped = position[faces]
+            whole = (mapped >= 0).all(axis=1)
+            dropped_faces = int(np.count_nonzero(~whole))
+            faces = mapped[whole] if whole.any() else None
+    scene = Scene(points=points, colors=colors, normals=normals, faces=faces, gt=gt, name=_scene_name(path), source=path)
     scene.metadata.update(format="ply", ply_format="ascii" if data.text else ("binary_big_endian" if data.byte_order == ">" else "binary_little_endian"))
     scene.metadata["vertex_fields"] = ",".join(vertex.dtype.names or ())
     if dropped:
         scene.metadata["dropped_nan_points"] = dropped
+    if dropped_faces:
+        scene.metadata["dropped_faces"] = dropped_faces
     return scene
 
 

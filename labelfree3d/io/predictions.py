@@ -24,16 +24,16 @@ from __future__ import annotations
 import glob
 import os
 import re
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from labelfree3d.errors import FormatError, InputError
 from labelfree3d.io._integer_lines import binary_lines, integer_lines, normalise_lines
+from labelfree3d.io._labels import ARRAY_FILE_ERRORS
 from labelfree3d.io.atomic import atomic_folder, atomic_path
 from labelfree3d.structures import InstanceMasks
+from labelfree3d.structures.scene import safe_scene_name
 
 PREDICTION_KEYS = ("mask_indptr", "mask_indices", "scores", "num_points")
 
@@ -90,14 +90,33 @@ def read_predictions(path: str | os.PathLike[str]) -> tuple[InstanceMasks, dict[
             if missing:
                 raise FormatError(f"prediction file lacks keys {missing} (has {sorted(data.files)})", path)
             arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as error:  # zlib: damaged deflate data
+    except ARRAY_FILE_ERRORS as error:
         raise FormatError(f"not a readable .npz prediction file: truncated or corrupt ({error})", path) from error
+    _check_prediction_arrays(arrays, path)
     try:
         masks = InstanceMasks(arrays["mask_indptr"], arrays["mask_indices"], arrays["scores"], int(arrays["num_points"]))
     except InputError as error:
         raise FormatError(f"inconsistent prediction file: {error.problem}", path) from error
     info = {k: str(arrays[k]) for k in ("scene_name", "method") if k in arrays}
+    if "scene_name" in info:  # pairs with `Scene.name`, which is made safe the same way
+        info["scene_name"] = safe_scene_name(info["scene_name"]) if info["scene_name"] else ""
     return masks, info
+
+
+def _check_prediction_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Dtype and shape of each member of a prediction file (FormatError naming the member and file)."""
+    expected = {"mask_indptr": "iu", "mask_indices": "iu", "scores": "iuf"}
+    for key, kinds in expected.items():
+        value = arrays[key]
+        if value.ndim != 1 or value.dtype.kind not in kinds:
+            want = "integers" if kinds == "iu" else "numbers"
+            raise FormatError(f"prediction member {key!r} must be a 1-D array of {want}, got {value.dtype} {value.shape}", path)
+    count = arrays["num_points"]
+    if count.ndim != 0 or count.dtype.kind not in "iu":
+        raise FormatError(f"prediction member 'num_points' must be one integer, got {count.dtype} {count.shape}", path)
+    for key in ("scene_name", "method"):
+        if key in arrays and (arrays[key].ndim != 0 or arrays[key].dtype.kind != "U"):
+            raise FormatError(f"prediction member {key!r} must be one string, got {arrays[key].dtype} {arrays[key].shape}", path)
 
 
 def read_prediction_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -121,7 +140,7 @@ def read_prediction_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             return info
     except FileNotFoundError as error:
         raise InputError("no such prediction file", path) from error
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as error:  # zlib: damaged deflate data
+    except ARRAY_FILE_ERRORS as error:
         raise FormatError(f"not a readable .npz prediction file: truncated or corrupt ({error})", path) from error
 
 
@@ -142,6 +161,7 @@ def write_scannet_benchmark(
         Path of `<folder>/<scene_name>.txt`.
     """
     folder = Path(folder)
+    scene_name = safe_scene_name(scene_name)  # it becomes file names under `folder`
     lines = []
     names = set()
     # every mask file is "0\n" or "1\n" per vertex: fill a byte buffer instead of formatting text
@@ -194,6 +214,13 @@ def read_scannet_benchmark(index_file: str | os.PathLike[str]) -> tuple[Instance
         if len(parts) != 3:
             raise FormatError(f"line {line_number}: expected 'mask_path label_id confidence', got {line!r}", index_file)
         mask_path = index_file.parent / parts[0]
+        # an index names its masks relative to its own folder; one that points elsewhere
+        # (absolute, or climbing with ..) is refused rather than read
+        if Path(parts[0]).is_absolute() or not mask_path.resolve().is_relative_to(index_file.parent.resolve()):
+            raise FormatError(
+                f"line {line_number}: mask path {parts[0]!r} leaves the index's folder (expected e.g. predicted_masks/...)",
+                index_file,
+            )
         try:
             labels.append(int(parts[1]))
             scores.append(float(parts[2]))

@@ -105,7 +105,7 @@ def read_intrinsics(path: Path) -> np.ndarray:
         values = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as error:
         raise FormatError(
-            f"intrinsics must be a 3x3 or 4x4 matrix of numbers ({str(error).splitlines()[0]})", path
+            f"intrinsics must be a 3x3 or 4x4 matrix of numbers ({(str(error).splitlines() or [type(error).__name__])[0]})", path
         ) from error
     if values.shape not in ((3, 3), (4, 4)):
         raise FormatError(f"intrinsics matrix has shape {values.shape}, expected (3, 3) or (4, 4)", path)
@@ -128,7 +128,7 @@ def read_depth_png(path: Path, depth_scale: float = 1000.0) -> np.ndarray:
         raise InputError("no such depth image", path) from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise FormatError(
-            f"unreadable depth image ({str(error).splitlines()[0] if str(error) else type(error).__name__})", path
+            f"unreadable depth image ({(str(error).splitlines() or [type(error).__name__])[0] if str(error) else type(error).__name__})", path
         ) from error
     raw = raw.astype(np.int64)
     depth = (raw / depth_scale).astype(np.float32)
@@ -150,7 +150,7 @@ def read_color(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         raise InputError("no such colour image", path) from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise FormatError(
-            f"unreadable colour image ({str(error).splitlines()[0] if str(error) else type(error).__name__})", path
+            f"unreadable colour image ({(str(error).splitlines() or [type(error).__name__])[0] if str(error) else type(error).__name__})", path
         ) from error
 
 
@@ -159,7 +159,7 @@ def read_pose(path: Path) -> np.ndarray | None:
     try:
         pose = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as error:
-        raise FormatError(f"pose must be a 4x4 matrix of numbers ({str(error).splitlines()[0]})", path) from error
+        raise FormatError(f"pose must be a 4x4 matrix of numbers ({(str(error).splitlines() or [type(error).__name__])[0]})", path) from error
     if pose.shape != (4, 4):
         raise FormatError(f"pose matrix has shape {pose.shape}, expected (4, 4)", path)
     return pose if np.all(np.isfinite(pose)) else None

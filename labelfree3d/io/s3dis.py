@@ -124,9 +124,16 @@ def read_s3dis(path: Path, void_labels: Sequence[str] = S3DIS_VOID_LABELS) -> Sc
     area = path.parent.name
     name = f"{area}_{path.name}" if re.fullmatch(r"Area_\d+[a-z]?", area) else path.name
     points = data[:, :3]
-    if not np.all(np.isfinite(points)):
-        raise FormatError("S3DIS annotations hold NaN or infinite coordinates", path)
+    # the rule of every reader: points with a NaN/inf coordinate are dropped and counted
+    finite = np.isfinite(points).all(axis=1)
+    dropped = int(np.count_nonzero(~finite))
+    if dropped == points.shape[0]:
+        raise InputError(f"all {dropped} points have NaN or infinite coordinates", path)
+    if dropped:
+        points, colors, gt = points[finite], colors[finite], gt.subset(np.flatnonzero(finite))
     scene = Scene(points=points, colors=colors, gt=gt, name=name, source=path)
+    if dropped:
+        scene.metadata["dropped_nan_points"] = dropped
     scene.metadata["annotation_files"] = len(files)
     if skipped:
         scene.metadata["empty_annotations"] = skipped

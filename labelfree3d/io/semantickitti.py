@@ -85,6 +85,50 @@ def semantickitti_ground_truth(labels: np.ndarray, space: str = "auto") -> Groun
     present = {int(c): names.get(int(c), f"class {int(c)}") for c in np.unique(semantic_ids[semantic_ids >= 0])}
     return GroundTruth(instance_ids, np.ones(keys.size, dtype=bool), semantic_ids, instance_names, present)
 
+# a velodyne .bin has no header: these leading bytes mean another format was forced onto it
+_OTHER_MAGICS = {
+    b"\x93NUMPY": ".npy array",
+    b"PK\x03\x04": "zip / .npz archive",
+    b"ply": "PLY file",
+    b"# .PCD": "PCD file",
+    b"VERSION": "PCD file",
+    b"LASF": "LAS file",
+    b"\x89PNG": "PNG image",
+    b"\xff\xd8\xff": "JPEG image",
+}
+# no LiDAR measures beyond a few hundred metres; 10 km leaves room for georeferenced frames
+_MAX_LIDAR_RANGE_M = 1.0e4
+
+
+def _refuse_other_formats(path: Path) -> None:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except FileNotFoundError as error:
+        raise InputError("no such file", path) from error
+    for magic, kind in _OTHER_MAGICS.items():
+        if head.startswith(magic):
+            raise FormatError(f"not a velodyne scan: the file starts like a {kind}", path)
+
+
+def _check_plausible_scan(scan: np.ndarray, path: Path) -> None:
+    """Refuse float32 x y z remission records that cannot be a LiDAR scan (another file read as one)."""
+    xyz = scan[:, :3]
+    finite = np.isfinite(xyz).all(axis=1)
+    if scan.shape[0] and np.count_nonzero(finite) < 0.5 * scan.shape[0]:
+        raise FormatError(
+            f"not a velodyne scan: {scan.shape[0] - np.count_nonzero(finite)} of {scan.shape[0]} records have "
+            "NaN or infinite coordinates",
+            path,
+        )
+    reach = float(np.abs(xyz[finite]).max()) if finite.any() else 0.0
+    if reach > _MAX_LIDAR_RANGE_M:
+        raise FormatError(
+            f"not a velodyne scan: coordinates reach {reach:.3g} m (a LiDAR frame stays within "
+            f"{_MAX_LIDAR_RANGE_M:.0f} m); is it another format?",
+            path,
+        )
+
 
 def _is_velodyne_bin(path: Path) -> bool:
     return path.suffix.lower() == ".bin" and path.parent.name.lower() == "velodyne"
@@ -152,6 +196,7 @@ def read_semantickitti(path: Path, labels: str | Path | None = None, label_space
         FormatError: the .bin size is not a multiple of 16 bytes.
         InputError: the label file does not hold one uint32 per point.
     """
+    _refuse_other_formats(path)
     raw = np.fromfile(path, dtype="<f4")
     if raw.size % 4:
         raise FormatError(
@@ -159,6 +204,7 @@ def read_semantickitti(path: Path, labels: str | Path | None = None, label_space
             path,
         )
     scan = raw.reshape(-1, 4)
+    _check_plausible_scan(scan, path)
     label_path = Path(labels) if labels is not None else path.parent.parent / "labels" / f"{path.stem}.label"
     label_values = None
     if labels is not None or label_path.is_file():

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from labelfree3d.errors import InputError
+from labelfree3d.errors import InputError, ParameterError
 from labelfree3d.io import (
     atomic_path,
     read_scene,
@@ -94,6 +94,21 @@ class LiftRun:
     notes: list[str] = field(default_factory=list)
 
 
+def _check_number(value: Any, name: str, *, integer: bool = False, minimum: int | None = None, positive: bool = False) -> None:
+    """Refuse a non-number, a non-integer where one is needed, or a value out of range (ParameterError)."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ParameterError(f"LiftPipeline.{name} must be a finite number, got {value!r}")
+    if integer and float(value) != int(value):
+        raise ParameterError(f"LiftPipeline.{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ParameterError(f"LiftPipeline.{name} must be >= {minimum}, got {value!r}")
+    if positive and value <= 0:
+        raise ParameterError(f"LiftPipeline.{name} must be > 0, got {value!r}")
+
+
 @dataclass
 class LiftPipeline:
     """Settings of a 2D -> 3D run (see the module docs).
@@ -128,6 +143,13 @@ class LiftPipeline:
     resolve_overlaps: bool = False
     features: ImageFeatureExtractor | None = None
     max_depth: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_number(self.frame_stride, "frame_stride", integer=True, minimum=1)
+        _check_number(self.min_points, "min_points", integer=True, minimum=1)
+        _check_number(self.depth_tolerance, "depth_tolerance", positive=True)
+        if self.max_depth is not None:
+            _check_number(self.max_depth, "max_depth", positive=True)
 
     def _stage1(self, out_dir: Path, name: str, frame_stride: int) -> Stage1Session:
         writer = Stage1Writer(self.generator, frame_stride=frame_stride, max_depth=self.max_depth)

@@ -111,11 +111,13 @@ def load_sam(checkpoint: str | Path | None, model_type: str = "auto", device: st
     path = Path(checkpoint)
     if not path.is_file():
         raise DependencyError(f"{path}: no such SAM checkpoint; {SAM_CHECKPOINT_HELP}")
+    if path.stat().st_size == 0:
+        raise InputError(f"the SAM checkpoint is an empty file; {SAM_CHECKPOINT_HELP}", path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises pickle, zip and runtime errors for bad files
         raise InputError(
-            f"unreadable SAM checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:120]})", path
+            f"unreadable SAM checkpoint ({_torch_load_problem(error)})", path
         ) from error
     if not isinstance(state, dict):
         raise InputError("not a SAM checkpoint (expected a state dict)", path)
@@ -129,7 +131,7 @@ def load_sam(checkpoint: str | Path | None, model_type: str = "auto", device: st
         model.load_state_dict(state)
     except RuntimeError as error:
         raise InputError(
-            f"checkpoint does not fit SAM {model_type} ({str(error).splitlines()[0][:160]})", path
+            f"checkpoint does not fit SAM {model_type} ({(str(error).splitlines() or [type(error).__name__])[0][:160]})", path
         ) from error
     return model.to(device).eval()
 
@@ -327,7 +329,7 @@ class SamMaskGenerator(MaskGenerator):
         except Exception as error:  # ImportError, or RuntimeError from a torchvision built for another torch
             raise DependencyError(
                 "sam.engine=stock needs torchvision built for the installed torch "
-                f"({type(error).__name__}: {str(error).splitlines()[0][:100]}); "
+                f"({type(error).__name__}: {(str(error).splitlines() or [type(error).__name__])[0][:100]}); "
                 "see docs/lifting.md, or use engine=builtin"
             ) from error
         generator = SamAutomaticMaskGenerator(
@@ -351,3 +353,11 @@ class SamMaskGenerator(MaskGenerator):
         params = super().get_params()
         params.pop("model", None)
         return params
+
+
+def _torch_load_problem(error: Exception) -> str:
+    """One line on why `torch.load(..., weights_only=True)` refused a file."""
+    if type(error).__name__ == "UnpicklingError":
+        # torch's own text invites loading with weights_only=False, which would run the file's code
+        return "not a plain tensor state dict: it is corrupt or holds Python objects, which are never unpickled"
+    return f"{type(error).__name__}: {(str(error).splitlines() or [type(error).__name__])[0][:120]}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ __all__ = [
     "check_fraction",
     "check_choice",
     "check_int_list",
+    "check_bool",
+    "check_scalar_type",
     "dataclass_from_dict",
     "dataclass_to_dict",
 ]
@@ -97,8 +100,50 @@ def dataclass_from_dict(cls: type[T], values: Mapping[str, Any] | None, where: s
         elif isinstance(value, list):
             built[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         else:
-            built[key] = value
+            built[key] = check_scalar_type(value, hint, f"{where}.{key}")
     return cls(**built)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """`value` as a bool: True/False (YAML's true/false/yes/no/on/off) or the integers 1/0.
+
+    Anything else is refused: a string such as "maybe" or "fasle" is truthy in Python and would
+    silently switch the setting on.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+        return bool(value)
+    raise ParameterError(f"{name} must be true or false (yes/no, 1/0), got {value!r}")
+
+
+def check_scalar_type(value: Any, hint: Any, name: str) -> Any:
+    """`value` checked against a field's scalar type hint (bool, int, float, str, or Optional of one).
+
+    Booleans go through `check_bool`; numbers must not be strings or booleans; other hints
+    (unions of several types, literals, containers) are left to the dataclass's own checks.
+    """
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return value
+        concrete = [a for a in args if a is not type(None)]
+        if len(concrete) != 1:
+            return value
+        hint = concrete[0]
+    if hint is bool:
+        return check_bool(value, name)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ParameterError(f"{name} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ParameterError(f"{name} must be a number, got {value!r}")
+        return value
+    if hint is str and not isinstance(value, str):
+        raise ParameterError(f"{name} must be a string, got {value!r}")
+    return value
 
 
 def _dataclass_type(hint: Any) -> type | None:

@@ -66,6 +66,8 @@ def fit(
     """
     from labelfree3d.io.scans import list_scans
 
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ParameterError(f"workers must be an integer >= 0, got {workers!r}")  # before the run folder is made
     chosen = make_recipe(recipe)
     params = resolve_parameters(chosen, preset, settings)
     scans = [Path(os.path.abspath(p)) for p in list_scans(data)]

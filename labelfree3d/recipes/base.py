@@ -174,11 +174,31 @@ def resolve_parameters(recipe: Recipe, preset: str, settings: Mapping[str, Any] 
                 target = target.setdefault(part, {})
             target[key[len(section) + 1 :]] = value
         elif key in known:
-            values = apply_overrides(values, {key: value})
+            values = apply_overrides(values, {key: _like_default(value, _flatten(recipe.presets[preset]).get(key), key)})
         else:
             choices = ", ".join(sorted(known | {f"{s}.KEY" for s in recipe.flat_sections}))
             raise ParameterError(f"recipe {recipe.name} has no parameter {key!r}; parameters: {choices}")
     return values
+
+
+def _like_default(value: Any, default: Any, key: str) -> Any:
+    """`value` checked against the type of the preset's `default` for `key` (bool, int, float, str).
+
+    A string where the preset holds a number or a flag ("cycles=maybe") is refused here, before
+    the run folder is touched, rather than failing or reading as True stages later.
+    """
+    from labelfree3d.models._params import check_scalar_type
+
+    if default is None or value is None:
+        return value
+    kind = type(default)
+    if kind is int and isinstance(value, float):  # cycles=2.0 is fine; 2.5 is not
+        if value != int(value):
+            raise ParameterError(f"{key} must be an integer, got {value!r}")
+        return int(value)
+    if kind in (bool, int, float, str):
+        return check_scalar_type(value, kind, key)
+    return value
 
 
 def _write_json(path: Path, payload: Any) -> None:

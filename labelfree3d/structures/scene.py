@@ -8,6 +8,7 @@ it was captured from. Units are metres for coordinates wherever the source forma
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,23 @@ import numpy as np
 
 from labelfree3d.errors import InputError
 
-__all__ = ["Scene", "GroundTruth", "RGBDFrame", "FrameSequence"]
+__all__ = ["Scene", "GroundTruth", "RGBDFrame", "FrameSequence", "safe_scene_name"]
+
+
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def safe_scene_name(name: Any) -> str:
+    """`name` as a string that is safe as one file-name component.
+
+    Scene names are written into output paths (`<output>/<scene>.npz`) and some come from the
+    content of input files (an `.npz` archive's `name`, a prediction's `scene_name`), so a
+    name may not climb out of the output folder: path separators and control characters
+    become "_", and a name made only of dots (".", "..") or empty becomes "scene". Ordinary
+    names are returned unchanged.
+    """
+    text = _UNSAFE_NAME_CHARACTERS.sub("_", str(name))
+    return text if text.strip(".") else "scene"
 
 
 def _as_int_labels(values: Any, name: str, n: int, source: str | None) -> np.ndarray:
@@ -109,6 +126,12 @@ class GroundTruth:
         return GroundTruth(
             self.instance_ids[indices], self.instance_evaluated, semantic, self.instance_names, self.semantic_names
         )
+
+    def category_names(self) -> frozenset[str]:
+        """Lower-cased category names this ground truth knows: its instances' and its classes'."""
+        names = set(self.instance_names or ())
+        names.update((self.semantic_names or {}).values())
+        return frozenset(str(name).strip().lower() for name in names)
 
     def with_void_names(self, void_names: Sequence[str]) -> GroundTruth:
         """A copy in which instances whose category is in `void_names` (case-insensitive) are void."""
@@ -230,6 +253,7 @@ class Scene:
     def __post_init__(self) -> None:
         src = None if self.source is None else str(self.source)
         self.source = None if self.source is None else Path(self.source)
+        self.name = safe_scene_name(self.name)
         points = np.asarray(self.points)
         if points.ndim != 2 or points.shape[1] != 3:
             raise InputError(f"points have shape {points.shape}, expected (N, 3)", src)

@@ -319,8 +319,10 @@ def load_train_config(path: str | os.PathLike[str], overrides: dict[str, Any] | 
         raise InputError("no such config file", path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise InputError(f"not a YAML text file (byte {error.start} is not UTF-8)", path) from error
     except yaml.YAMLError as error:
-        raise InputError(f"not valid YAML: {str(error).splitlines()[0]}", path) from error
+        raise InputError(f"not valid YAML: {(str(error).splitlines() or [type(error).__name__])[0]}", path) from error
     if not isinstance(values, dict):
         raise InputError("a training config must be a YAML mapping", path)
     try:

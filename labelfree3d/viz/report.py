@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelfree3d.errors import InputError
+from labelfree3d.errors import InputError, ParameterError
 from labelfree3d.io.atomic import check_output, write_text_atomic
 
 if TYPE_CHECKING:
@@ -262,6 +262,7 @@ def _evaluate(
 ) -> _Evaluation:
     from labelfree3d.evaluate import InstanceEvaluator
     from labelfree3d.evaluate.inputs import load_ground_truth, load_predictions, pair_scenes
+    from labelfree3d.evaluate.protocol import check_void_labels
 
     predictions = []
     for file in contents.prediction_files:
@@ -277,12 +278,15 @@ def _evaluate(
     masks_by_scene: dict[str, Any] = {}
     truths = [ground_truth] if isinstance(ground_truth, (str, os.PathLike)) else list(ground_truth)
     all_truth = (entry for path in truths for entry in load_ground_truth(path, void_labels, gt_format))
+    categories: set[str] = set()
     for _prediction, truth, masks in pair_scenes(predictions, all_truth, skipped):
+        categories |= truth.gt.category_names()
         evaluator.process(truth.name, truth.gt, masks, truth.dataset)
         sources[truth.name] = (truth.source, gt_format)
         masks_by_scene[truth.name] = masks
     if len(evaluator) == 0:
         raise InputError("no ground-truth scan matches the predictions", truths[0])
+    check_void_labels(void_labels, categories)
     report = evaluator.evaluate()
     report["skipped_gt_scenes"] = skipped
     report["inputs"] = {"predictions": str(contents.source), "ground_truth": ", ".join(map(str, truths))}
@@ -437,6 +441,10 @@ def build_report(
     from labelfree3d.evaluate import jsonable_report
     from labelfree3d.viz.charts import precision_recall_svg, training_curves_svg
 
+    if isinstance(thumbnails, bool) or not isinstance(thumbnails, int) or thumbnails < 0:
+        raise ParameterError(f"thumbnails must be an integer >= 0 (0: none), got {thumbnails!r}")
+    if isinstance(min_region_size, bool) or not isinstance(min_region_size, int) or min_region_size < 0:
+        raise ParameterError(f"min_region_size must be an integer >= 0, got {min_region_size!r}")
     check_output(output, inputs=[source, ground_truth])
     if (Path(source) / "recipe.json").is_file() and ground_truth is None:
         return write_recipe_report(source, output, void_labels=void_labels, min_region_size=min_region_size, thumbnails=thumbnails)
