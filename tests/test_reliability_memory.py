@@ -178,7 +178,11 @@ def test_a_scan_too_large_for_any_voxel_says_so(osd_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("method", ["hdbscan", "dbscan"])
-def test_segment_reports_each_long_step_on_stderr(method, osd_dir, tmp_path, capsys):
+def test_segment_reports_each_long_step_on_stderr(method, osd_dir, tmp_path, capsys, monkeypatch):
+    import labelfree3d.cli.common
+
+    # in logs a step's line waits STATUS_LINE_DELAY_S; these steps are quicker, so show them all
+    monkeypatch.setattr(labelfree3d.cli.common, "STATUS_LINE_DELAY_S", 0.0)
     code, out, err = run(capsys, "segment", osd_dir / "learn3.pcd", "-m", method, "-o", tmp_path / "m.npz", "--no-eval")
     assert code == 0, err
     steps = [line for line in err.splitlines() if re.match(r"^\[\s*\d+\.\d s\] ", line)]

@@ -88,13 +88,17 @@ def parse_settings(pairs: list[str] | None) -> dict[str, Any]:
     return settings
 
 
+STATUS_LINE_DELAY_S = 2.0
+
+
 @contextlib.contextmanager
 def status_lines(title: str) -> Iterator[None]:
     """Show the library's `report_status` messages on stderr while the block runs.
 
     On a terminal: one spinner line, "title: message  0:01:12", rewritten as steps start, with the
-    time elapsed ticking. Otherwise (logs, pipes, CI): one plain line per step, "[12.3 s] message",
-    so that a long run shows which step it is in.
+    time elapsed ticking. Otherwise (logs, pipes, CI): one plain line per step that runs longer than
+    `STATUS_LINE_DELAY_S`, "[12.3 s] message" (the time the step started), so that a long run shows
+    which step it is in.
     """
     import time
 
@@ -115,11 +119,33 @@ def status_lines(title: str) -> Iterator[None]:
                 yield
         return
 
-    def line(message: str) -> None:
-        console.err(f"[{time.perf_counter() - started:6.1f} s] {message}")
+    # a step's line appears only once the step has run for STATUS_LINE_DELAY_S: quick commands and
+    # one-line errors stay one line in logs, while a long step still says what it is doing
+    import threading
 
-    with status_listener(line):
-        yield
+    pending: list[threading.Timer] = []
+
+    def show(message: str, at: float) -> None:
+        console.err(f"[{at:6.1f} s] {message}")
+
+    def line(message: str) -> None:
+        for timer in pending:
+            timer.cancel()
+        pending.clear()
+        if STATUS_LINE_DELAY_S <= 0:
+            show(message, time.perf_counter() - started)
+            return
+        timer = threading.Timer(STATUS_LINE_DELAY_S, show, args=(message, time.perf_counter() - started))
+        timer.daemon = True
+        pending.append(timer)
+        timer.start()
+
+    try:
+        with status_listener(line):
+            yield
+    finally:
+        for timer in pending:
+            timer.cancel()
 
 
 def exit_if_failed(errors: list[str], header: str) -> None:
