@@ -377,7 +377,7 @@ def test_unknown_void_labels_are_refused_listing_the_categories(capsys, data_dir
     status, _, err = cli(capsys, "evaluate", votenet_prediction, truth, "--void-labels", "wall,nosuchcat")
     assert status == 2
     assert "unknown category 'nosuchcat'" in err and "chair" not in err.split("nosuchcat")[0]
-    assert re.search(r"categories are: .*\bbed\b.*\bwall\b", err), err
+    assert re.search(r"ceiling: .*\bbed\b.*\bwall\b", err), err
     status, out, err = cli(capsys, "evaluate", votenet_prediction, truth, "--void-labels", "Wall,floor,CEILING")
     assert status == 0, err
 
@@ -396,7 +396,7 @@ def test_check_void_labels_is_case_insensitive_and_lists_the_valid_names():
 
     check_void_labels(["WALL", " floor "], {"wall", "floor", "chair"})
     check_void_labels(None, set())
-    with pytest.raises(ParameterError, match=r"unknown categories 'tabel', 'flor'; .*: chair, floor, wall"):
+    with pytest.raises(ParameterError, match=r"unknown categories 'tabel', 'flor'; .*: ceiling, chair, floor, wall"):
         check_void_labels(["tabel", "flor"], {"wall", "floor", "chair"})
 
 

@@ -92,12 +92,17 @@ def protocol_description(
     }
 
 
+# the room structure classes that every room benchmark voids: accepted as void labels even when
+# no scan evaluated carries them (a room scanned without its ceiling, a subset of rooms)
+STRUCTURE_CATEGORIES = ("wall", "floor", "ceiling")
+
+
 def check_void_labels(void_labels: Sequence[str] | None, categories: Iterable[str]) -> None:
     """Refuse void labels that name no category of the ground truth (a typo would void nothing).
 
     `--void-labels` replaces the reader's void classes, so a misspelt name silently turns wall,
     floor and ceiling into evaluated instances; every name must therefore be a category of at
-    least one ground-truth scan evaluated.
+    least one ground-truth scan evaluated, or one of `STRUCTURE_CATEGORIES`.
 
     Args:
         void_labels: the requested void category names (case-insensitive); None or empty: no check.
@@ -110,12 +115,12 @@ def check_void_labels(void_labels: Sequence[str] | None, categories: Iterable[st
 
     if not void_labels:
         return
-    known = {str(c).strip().lower() for c in categories}
+    known = {str(c).strip().lower() for c in categories} | set(STRUCTURE_CATEGORIES)
     unknown = [label for label in void_labels if label.strip().lower() not in known]
     if unknown:
         listed = sorted(known)
         shown = ", ".join(listed[:80]) + (f", ... ({len(listed)} in all)" if len(listed) > 80 else "")
         raise ParameterError(
             f"--void-labels: unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
-            f"the ground truth's categories are: {shown or '(none)'}"
+            f"valid are the ground truth's categories and wall, floor, ceiling: {shown}"
         )
