@@ -202,7 +202,7 @@ def test_perfect_prediction_scores_one_and_order_does_not_matter(gt_labels, seed
     first, second = _evaluate(gt, noisy), _evaluate(gt, shuffled)
     # from IoU 0.5 up a mask can match one GT instance only, and the listing order is irrelevant;
     # AP25 is not order-free: ScanNet's matching (which we reproduce) lets the first-listed mask
-    # that overlaps two GT instances by IoU > 0.25 take the one it meets first (docs/reliability_inputs.md)
+    # that overlaps two GT instances by IoU > 0.25 take the one it meets first (docs/reliability.md, "Found, not changed")
     for key in ("ap", "ap50"):
         assert first[key] == pytest.approx(second[key], nan_ok=True)
 

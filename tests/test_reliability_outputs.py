@@ -366,6 +366,21 @@ def test_training_killed_while_writing_a_checkpoint_resumes_from_the_last_comple
     assert sorted(p.name for p in checkpoints.iterdir()) == ["last.safetensors", "step_0000002.safetensors", "step_0000003.safetensors"]
 
 
+def test_cpu_training_with_the_same_seed_repeats_exactly(tiny_run, tmp_path):
+    """Two CPU runs of the same config (seed, data, one thread) end with bit-identical weights."""
+    import torch
+
+    for name in ("tiny.yaml", "scans"):
+        os.symlink(tiny_run / name, tmp_path / name)
+    weights = []
+    for run in ("first", "second"):
+        done = _cli(["train", "-c", "tiny.yaml", "-o", run], tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        weights.append(read_checkpoint(tmp_path / run / "checkpoints" / "last.safetensors").model_state)
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
 # ---------------------------------------------------------------------- damaged checkpoints and predictions
 def _damaged_copies(source: Path, folder: Path) -> dict[str, Path]:
     data = source.read_bytes()
