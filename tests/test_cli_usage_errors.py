@@ -8,21 +8,11 @@ exception classes differ from the `click` package's.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-
-def _console_script() -> str:
-    beside_python = Path(sys.executable).with_name("labelfree3d")
-    found = str(beside_python) if beside_python.exists() else shutil.which("labelfree3d")
-    if found is None:
-        pytest.fail("the labelfree3d console script is not installed (pip install -e .)")
-    return found
-
+from _console import console_script
 
 USAGE_ERRORS = {
     "unknown command": (["fitt"], "No such command"),
@@ -37,7 +27,7 @@ USAGE_ERRORS = {
 def test_usage_errors_exit_2_with_a_message_and_no_traceback(case: str, tmp_path: Path) -> None:
     args, expected = USAGE_ERRORS[case]
     result = subprocess.run(
-        [_console_script(), *args],
+        [console_script(), *args],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -52,7 +42,7 @@ def test_usage_errors_exit_2_with_a_message_and_no_traceback(case: str, tmp_path
 
 
 def test_no_arguments_shows_the_commands_without_a_traceback() -> None:
-    result = subprocess.run([_console_script()], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([console_script()], capture_output=True, text=True, timeout=120)
     combined = result.stdout + result.stderr
     assert "Traceback" not in combined
     assert "segment" in combined and "evaluate" in combined

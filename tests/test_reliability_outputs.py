@@ -23,6 +23,7 @@ import _learning
 import numpy as np
 import pytest
 import yaml
+from _console import console_script
 
 from labelfree3d.errors import FormatError, InputError
 from labelfree3d.io import read_predictions, read_scannet_benchmark, read_scene, write_predictions, write_scene
@@ -35,20 +36,12 @@ from labelfree3d.synthetic import make_scene
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _console_script() -> str:
-    beside_python = Path(sys.executable).with_name("labelfree3d")
-    found = str(beside_python) if beside_python.exists() else shutil.which("labelfree3d")
-    if found is None:
-        pytest.fail("the labelfree3d console script is not installed (pip install -e .)")
-    return found
-
-
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 
 
 def _cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_console_script(), *map(str, args)], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([console_script(), *map(str, args)], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def _in_child(script: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:

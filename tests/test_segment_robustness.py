@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import plyfile
 import pytest
+from _console import console_script
 from _scan_crops import KINDS, read_crops
 from threadpoolctl import threadpool_limits
 
@@ -217,14 +216,6 @@ def test_hdbscan_epsilon_that_merges_clusters_gives_masks_or_a_one_line_error(tw
 # --- `labelfree3d segment` on degenerate files ------------------------------------------------------
 
 
-def _console_script() -> str:
-    beside_python = Path(sys.executable).with_name("labelfree3d")
-    found = str(beside_python) if beside_python.exists() else shutil.which("labelfree3d")
-    if found is None:
-        pytest.fail("the labelfree3d console script is not installed (pip install -e .)")
-    return found
-
-
 def _write_ply(path: Path, points: np.ndarray) -> None:
     vertex = np.array([tuple(p) for p in points], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
     plyfile.PlyData([plyfile.PlyElement.describe(vertex, "vertex")]).write(str(path))
@@ -236,7 +227,7 @@ def test_segment_cli_on_a_two_point_file_exits_0_with_masks_or_2_with_one_line(m
     _write_ply(scan, np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
     out = tmp_path / "masks.npz"
     result = subprocess.run(
-        [_console_script(), "segment", str(scan), "--method", method, "-o", str(out)],
+        [console_script(), "segment", str(scan), "--method", method, "-o", str(out)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
