@@ -52,10 +52,10 @@ def test_decoder_outputs_one_prediction_per_layer_plus_the_final_one():
     assert all(p.grad is not None for p in model.backbone.parameters())
 
 
-@pytest.mark.parametrize("similarity", ["dot", "cosine"])
-def test_batched_scans_give_the_same_predictions_as_single_scans(similarity):
+@pytest.mark.parametrize("similarity, prior", [("dot", "none"), ("cosine", "none"), ("dot", "gaussian")])
+def test_batched_scans_give_the_same_predictions_as_single_scans(similarity, prior):
     torch.manual_seed(0)
-    model = build_model(_learning.tiny_spec(mask_similarity=similarity)).eval()
+    model = build_model(_learning.tiny_spec(mask_similarity=similarity, spatial_prior=prior)).eval()
     voxels = [_learning.tabletop_voxels(seed)[0] for seed in (0, 1)]
     with torch.no_grad():
         together = model(collate(voxels))[-1]
@@ -65,6 +65,29 @@ def test_batched_scans_give_the_same_predictions_as_single_scans(similarity):
             assert torch.allclose(together.objectness[b], alone.objectness[0], atol=1e-4)
     if similarity == "cosine":  # |logits| <= 1 / temperature
         assert together.masks[0].abs().max() <= 1 / MaskDecoderConfig().cosine_temperature + 1e-4
+
+
+def test_gaussian_spatial_prior_starts_as_a_blob_of_the_configured_radius_around_each_query():
+    torch.manual_seed(0)
+    model = build_model(_learning.tiny_spec(spatial_prior="gaussian", spatial_prior_radius=0.2)).eval()
+    plain = build_model(_learning.tiny_spec()).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("decoder.spatial_head.")})
+    batch = _learning.tabletop_batch((0,))
+    with torch.no_grad():
+        first, plain_first = model(batch)[0], plain(batch)[0]  # before any layer: the same queries
+        queries = model.decoder._query_positions(batch.positions, batch.offsets)[0]
+    positions = batch.positions.float()
+    diagonal = (positions.max(dim=0).values - positions.min(dim=0).values).norm()
+    expected = -(torch.cdist(queries.float(), positions) / diagonal).square() / (2 * 0.2**2)
+    assert torch.allclose(first.masks[0] - plain_first.masks[0], expected, atol=1e-4)
+    # the prior is learned: gradients reach the centre/radius head
+    model.train()
+    model(batch)[-1].masks[0].sum().backward()
+    assert model.decoder.spatial_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ParameterError, match="spatial_prior must be one of"):
+        build_model(_learning.tiny_spec(spatial_prior="box"))
+    with pytest.raises(ParameterError, match="spatial_prior_radius"):
+        build_model(_learning.tiny_spec(spatial_prior="gaussian", spatial_prior_radius=0))
 
 
 def test_masked_attention_blocks_voxels_outside_each_query_mask():

@@ -133,6 +133,8 @@ def test_unscene3d_smoke_run_scores_every_stage_and_its_model_predicts(osd_split
     assert all(0.0 <= v <= 1.0 for scores in scored.values() for v in scores.values())
     assert result.model == run / "model.safetensors" and result.model.is_file()
     assert result.stages[1].summary["steps"] == 3 and result.stages[4].summary["steps"] == 2  # a new schedule from the weights
+    # Kinect frames are y-down camera clouds: augmentations rotate about y, never roll the table about z
+    assert "up_axis: y" in (run / "01_cycle1_train" / "config.yaml").read_text()
     merged = result.stages[3].summary
     assert merged["scenes"] == 3 and merged["initial_masks"] > 0
     # the pseudo masks of training and held-out scans are kept apart; ground truth trained nothing

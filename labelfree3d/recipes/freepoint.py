@@ -25,7 +25,7 @@ from labelfree3d.recipes.stages import (
     SMALL_TRAINING,
     make_pseudo_stage,
     make_train_stage,
-    scan_voxel_size,
+    scan_input_settings,
 )
 
 __all__ = ["FreePointRecipe"]
@@ -61,11 +61,12 @@ class FreePointRecipe(Recipe):
         method = params["pseudo"]["method"]
         settings: dict[str, Any] = dict(params["pseudo"].get("settings") or {})
         settings.pop("level", None)  # the recipe asks for each level itself
-        voxel = scan_voxel_size(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"]))
+        inputs = scan_input_settings(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"]))
         steps = {}
         for step in ("step1", "step2"):
             steps[step] = {"config": params[step]["config"], "set": dict(params[step].get("set") or {})}
-            steps[step]["set"].setdefault("model.input.voxel_size", voxel)
+            for key, value in inputs.items():
+                steps[step]["set"].setdefault(key, value)
         low, high = ctx.run / "00_pseudo_low", ctx.run / "01_pseudo_high"
         step1 = ctx.run / "02_step1_train"
         return [

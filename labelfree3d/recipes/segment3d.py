@@ -36,7 +36,7 @@ from labelfree3d.recipes.stages import (
     SMALL_TRAINING,
     make_train_stage,
     predict_stage,
-    scan_voxel_size,
+    scan_input_settings,
     score_folder,
     trained_scans,
 )
@@ -178,11 +178,12 @@ class Segment3DRecipe(Recipe):
         params = ctx.params
         generator = params["masks2d"]["generator"]
         generator_settings = dict(params["masks2d"].get("settings") or {})
-        voxel = scan_voxel_size(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"]))
+        inputs = scan_input_settings(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"]))
         train = {}
         for stage in ("stage1", "stage2"):
             train[stage] = {"config": params[stage]["config"], "set": dict(params[stage].get("set") or {})}
-            train[stage]["set"].setdefault("model.input.voxel_size", voxel)
+            for key, value in inputs.items():
+                train[stage]["set"].setdefault(key, value)
         frames, stage1 = ctx.run / "00_frames", ctx.run / "01_stage1_train"
         predicted, confident = ctx.run / "02_stage2_predict", ctx.run / "03_stage2_masks"
         lift = functools.partial(

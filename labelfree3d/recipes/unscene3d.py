@@ -36,7 +36,7 @@ from labelfree3d.recipes.stages import (
     make_pseudo_stage,
     make_train_stage,
     predict_stage,
-    scan_voxel_size,
+    scan_input_settings,
     trained_scans,
 )
 from labelfree3d.structures import InstanceMasks
@@ -143,7 +143,8 @@ class UnScene3DRecipe(Recipe):
         params = ctx.params
         method, settings = params["pseudo"]["method"], params["pseudo"].get("settings") or {}
         train = {"config": params["train"]["config"], "set": dict(params["train"].get("set") or {})}
-        train["set"].setdefault("model.input.voxel_size", scan_voxel_size(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"])))
+        for key, value in scan_input_settings(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"])).items():
+            train["set"].setdefault(key, value)
         pseudo = ctx.run / "00_pseudo"
         min_score = params["m0_min_score"]
         description = f"{method} pseudo masks of the training scans; M0 = those scored >= {min_score}"
