@@ -9,6 +9,7 @@ first on the path.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -357,6 +358,33 @@ def test_training_killed_while_writing_a_checkpoint_resumes_from_the_last_comple
     assert read_checkpoint(checkpoints / "last.safetensors").trainer_state["step"] == 3
     # the half-written temporary is gone; the kept numbered checkpoints are complete
     assert sorted(p.name for p in checkpoints.iterdir()) == ["last.safetensors", "step_0000002.safetensors", "step_0000003.safetensors"]
+
+
+FIT_SETTINGS = [
+    "pseudo.method=felzenszwalb", "m0_min_score=0.0", "cycles=1", "train.set.model.input.voxel_size=0.04",
+    "train.set.model.decoder.num_queries=8", "train.set.model.decoder.num_decoders=1", "train.set.optim.max_steps=3",
+    "train.set.checkpoint_every=1", "train.set.cpu_threads=1",
+]  # fmt: skip
+FIT_ARGS = ["fit", "scans", "-r", "unscene3d", "-o", "fit_run", "--workers", "1", "--device", "cpu",
+            *[arg for pair in FIT_SETTINGS for arg in ("--set", pair)]]  # fmt: skip
+
+
+def test_fit_killed_while_writing_a_checkpoint_resumes_its_training_stage_from_the_last_complete_one(tiny_run, tmp_path):
+    os.symlink(tiny_run / "scans", tmp_path / "scans")
+    script = KILL_DURING_SECOND_CHECKPOINT.replace('["train", "-c", "tiny.yaml"]', repr(FIT_ARGS))
+    killed = _in_child(script, tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    stage = tmp_path / "fit_run" / "01_cycle1_train"
+    checkpoints = stage / "checkpoints"
+    assert len(list(checkpoints.glob(".last.*.tmp.safetensors"))) == 1  # killed inside the write of step 2
+    assert read_checkpoint(checkpoints / "last.safetensors").trainer_state["step"] == 1
+    assert (tmp_path / "fit_run" / "00_pseudo" / "done.json").is_file() and not (stage / "done.json").exists()
+
+    resumed = _cli(FIT_ARGS, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert read_checkpoint(checkpoints / "last.safetensors").trainer_state["step"] == 3
+    assert json.loads((stage / "done.json").read_text())["summary"]["steps"] == 3
+    assert not list(checkpoints.glob(".*.tmp.*")) and (tmp_path / "fit_run" / "model.safetensors").is_file()
 
 
 def test_cpu_training_with_the_same_seed_repeats_exactly(tiny_run, tmp_path):
