@@ -74,6 +74,35 @@ def test_mask_addition_keeps_m0_and_adds_only_new_confident_masks(osd_dir):
     assert len(add_confident_masks(initial, predicted, top_k=0, addition_iou=0.3)) == 2
 
 
+@pytest.mark.realdata
+def test_growing_completes_partial_object_masks_without_crossing_into_the_table(osd_dir, tmp_path):
+    from labelfree3d.io import write_predictions
+    from labelfree3d.recipes.stages import grow_confident_masks
+    from labelfree3d.segment.structure import scene_structure
+
+    scan = osd_dir / "learn14.pcd"
+    scene = read_scene(scan)
+    objects = InstanceMasks.from_labels(scene.gt.evaluated_ids())
+    # the part of each object nearest its lowest point: the pseudo mask of an object cut in two
+    partial = []
+    for k in range(len(objects)):
+        points = objects[k]
+        height = scene.points[points] @ np.array([0.0, -1.0, 0.0])  # y points down in Kinect frames
+        partial.append(points[height <= np.median(height)])
+    write_predictions(InstanceMasks.from_index_lists(partial, np.linspace(0.9, 0.6, len(partial)), scene.num_points),
+                      tmp_path / "learn14.npz", scene_name=scene.name)  # fmt: skip
+    counts = grow_confident_masks(tmp_path, [scan], growth=0.1)
+    grown, _ = read_predictions(tmp_path / "learn14.npz")
+    structure = ~scene_structure(scene).rest
+    for k in range(len(objects)):
+        before = len(partial[k]) / objects.sizes[k]
+        inside = np.isin(grown[k], objects[k]).mean()
+        covered = np.isin(objects[k], grown[k]).mean()
+        assert np.isin(partial[k], grown[k]).all() and covered > before + 0.3 and inside > 0.9, (k, before, covered, inside)
+        assert not structure[np.setdiff1d(grown[k], partial[k])].any()  # growth never enters the table or walls
+    assert counts["points_after"] > counts["points_before"]
+
+
 def test_recipe_parameters_are_validated():
     recipe = make_recipe("unscene3d")
     params = resolve_parameters(recipe, "small", settings_of(["cycles=3", "train.set.optim.lr=2e-3", "pseudo.settings.tau_cut=0.6"]))
@@ -133,6 +162,14 @@ def test_unscene3d_smoke_run_scores_every_stage_and_its_model_predicts(osd_split
     assert all(0.0 <= v <= 1.0 for scores in scored.values() for v in scores.values())
     assert result.model == run / "model.safetensors" and result.model.is_file()
     assert result.stages[1].summary["steps"] == 3 and result.stages[4].summary["steps"] == 2  # a new schedule from the weights
+    # M0 completed along the surface by 5 voxels of 3 cm; every mask keeps its points and gains more
+    pseudo = result.stages[0].summary
+    assert pseudo["growth"] == pytest.approx(0.15)
+    assert pseudo["confident_points_grown"]["points_after"] >= pseudo["confident_points_grown"]["points_before"] > 0
+    raw, _ = read_predictions(run / "00_pseudo" / "learn0.npz")
+    grown, info = read_predictions(run / "00_pseudo" / "confident" / "learn0.npz")
+    assert len(grown) == len(raw) and "grown 0.15 m" in info["method"]
+    assert all(np.isin(raw[k], grown[k]).all() for k in range(len(raw)))
     # Kinect frames are y-down camera clouds: augmentations rotate about y, never roll the table about z
     assert "up_axis: y" in (run / "01_cycle1_train" / "config.yaml").read_text()
     merged = result.stages[3].summary

@@ -8,6 +8,7 @@ are those of the input coordinates (metres for the scans labelfree3d reads). Abs
 
 from labelfree3d.geometry.clustering import euclidean_clustering
 from labelfree3d.geometry.components import connected_components, relabel_consecutive
+from labelfree3d.geometry.growing import grow_labels
 from labelfree3d.geometry.mesh import face_edges, mesh_adjacency, mesh_edges
 from labelfree3d.geometry.neighbors import edges_to_csr, knn, knn_graph, radius_graph, unique_undirected_edges
 from labelfree3d.geometry.normals import estimate_point_normals, face_normals, mesh_vertex_normals, orient_normals
@@ -50,6 +51,7 @@ __all__ = [
     "farthest_point_sampling",
     "felzenszwalb_segmentation",
     "fit_plane",
+    "grow_labels",
     "knn",
     "knn_graph",
     "mesh_adjacency",

@@ -16,6 +16,7 @@ import numpy as np
 
 from labelfree3d.errors import InputError
 from labelfree3d.recipes.base import MODEL_FILE, FitContext, Stage
+from labelfree3d.structures import InstanceMasks
 from labelfree3d.train.presets import SMALL_MODEL, SMALL_TRAINING
 
 __all__ = [
@@ -83,13 +84,60 @@ def keep_confident(folder: Path, output: Path, min_score: float) -> dict[str, in
     return counts
 
 
+def grow_confident_masks(folder: Path, scans: Sequence[str | Path], growth: float) -> dict[str, int]:
+    """Complete every `folder/<scene>.npz` in place: its masks grow along the scan's surface (`grow_labels`).
+
+    Each unclaimed point outside the room structure (the part the model sees) joins the mask that
+    reaches it first within `growth` metres along a graph linking points 2.5 point spacings apart;
+    a point claimed by two masks stays with the higher-scored one. Scores are kept.
+
+    Returns:
+        {"points_before", "points_after"}: mask points in all, before and after growing.
+    """
+    from labelfree3d.geometry import grow_labels
+    from labelfree3d.io import read_predictions, read_scene, write_predictions
+    from labelfree3d.segment.structure import scene_scale, scene_structure
+
+    counts = {"points_before": 0, "points_after": 0}
+    for scan in scans:  # one scan in memory at a time
+        scene = read_scene(scan)
+        path = folder / f"{scene.name}.npz"
+        if not path.is_file():
+            continue
+        masks, info = read_predictions(path)
+        scene_name = info.get("scene_name") or path.stem
+        if masks.num_points != scene.num_points:
+            raise InputError(f"its masks cover {masks.num_points} points, the scan {scan} has {scene.num_points}", path)
+        if len(masks) == 0:
+            continue
+        labels = np.full(masks.num_points, -1, dtype=np.int64)
+        for k in np.argsort(masks.scores, kind="stable"):  # higher scores written last: they keep shared points
+            labels[masks[k]] = k
+        unclaimed = scene_structure(scene).rest & (labels < 0)
+        grown = grow_labels(scene.points, labels, unclaimed, 2.5 * scene_scale(scene).spacing, growth)
+        order = np.argsort(grown, kind="stable")
+        bounds = np.searchsorted(grown[order], np.arange(len(masks) + 1))
+        lists = [order[bounds[k] : bounds[k + 1]] for k in range(len(masks))]
+        counts["points_before"] += int(masks.sizes.sum())
+        counts["points_after"] += int(sum(len(m) for m in lists))
+        completed = InstanceMasks.from_index_lists(lists, masks.scores, masks.num_points)
+        write_predictions(completed, path, scene_name=scene_name, method=f"{info.get('method') or 'masks'}:grown {growth:g} m")
+    return counts
+
+
 def make_pseudo_stage(
-    name: str, description: str, method: str, settings: Mapping[str, Any], min_score: float | None = None
+    name: str,
+    description: str,
+    method: str,
+    settings: Mapping[str, Any],
+    min_score: float | None = None,
+    growth: float = 0.0,
 ) -> Stage:
     """A stage that pseudo-labels the training scans with `method` and is scored by the same method on the eval scans.
 
     With `min_score`, the masks scored at least that much are also written to `<folder>/confident/`
-    (the sparse, reliable set a recipe trains on); scoring always uses every mask.
+    (the sparse, reliable set a recipe trains on); scoring always uses every mask. With `growth`
+    > 0 (metres), those confident masks are completed along the surface (`grow_confident_masks`).
     """
 
     def run(ctx: FitContext, folder: Path) -> dict[str, Any]:
@@ -97,6 +145,9 @@ def make_pseudo_stage(
         if min_score is not None:
             counts = keep_confident(folder, folder / CONFIDENT, min_score)
             summary.update({"min_score": min_score, "confident_masks": counts["kept"], "all_masks": counts["masks"]})
+            if growth > 0:
+                grown = grow_confident_masks(folder / CONFIDENT, summary["scans"], growth)
+                summary.update({"growth": growth, "confident_points_grown": grown})
         return summary
 
     def score(ctx: FitContext, folder: Path, _summary: dict[str, Any]) -> dict[str, float]:

@@ -5,7 +5,10 @@ Stages (docs/recipes.md):
 1. `00_pseudo`: masked NCut on superpoints (`ncut`, §3.1) over the training scans; M^0 is the
    masks scored >= `m0_min_score` (`00_pseudo/confident/`): §3.1 favours "a reliable set of
    masks at the cost of restricting to a sparse initial set", and NCut's score 1 - NCut/2 is
-   0.5 for a cut no better than the rest of the graph.
+   0.5 for a cut no better than the rest of the graph. With `m0_growth_voxels` > 0 (ours, not
+   the paper's; on in the small preset) every M^0 mask is then completed along the surface by
+   up to that many model voxels (`grow_confident_masks`): targets covering only part of an
+   object taught the small model to predict parts (docs/recipes.md).
 2. `01_train`: the mask transformer trained from scratch on M^0 with DropLoss (§3.2, App. 7.2:
    unmatched queries that overlap no pseudo mask by tau_drop get no "no object" loss).
 3. for every further cycle t = 2..`cycles` (4 in all, §4 "a total of 4 training cycles"):
@@ -117,6 +120,7 @@ class UnScene3DRecipe(Recipe):
             "m0_min_score": 0.51,
             "voxel_size_rooms": 0.02,
             "voxel_size_tabletop": 0.01,
+            "m0_growth_voxels": 0,  # the paper trains on NCut's masks as they are
             "cycles": 4,
             "finetune": {"optim.epochs": 50},
             "top_k": 20,  # not printed by the paper
@@ -132,6 +136,9 @@ class UnScene3DRecipe(Recipe):
             "m0_min_score": 0.51,
             "voxel_size_rooms": 0.04,
             "voxel_size_tabletop": 0.02,
+            # ours: M0's masks completed along the surface by up to 5 voxels (docs/recipes.md): partial
+            # pseudo masks were what kept the small model from generalising on the OSD selection split
+            "m0_growth_voxels": 5,
             "cycles": 2,
             "finetune": {"optim.max_steps": 500},
             "top_k": 20,
@@ -145,10 +152,13 @@ class UnScene3DRecipe(Recipe):
         train = {"config": params["train"]["config"], "set": dict(params["train"].get("set") or {})}
         for key, value in scan_input_settings(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"])).items():
             train["set"].setdefault(key, value)
+        growth = float(params["m0_growth_voxels"]) * float(train["set"]["model.input.voxel_size"])
         pseudo = ctx.run / "00_pseudo"
         min_score = params["m0_min_score"]
         description = f"{method} pseudo masks of the training scans; M0 = those scored >= {min_score}"
-        stages = [make_pseudo_stage(pseudo.name, description, method, settings, min_score=float(min_score))]
+        if growth > 0:
+            description += f", completed along the surface by up to {growth:g} m"
+        stages = [make_pseudo_stage(pseudo.name, description, method, settings, min_score=float(min_score), growth=growth)]
         initial = pseudo / CONFIDENT
         previous_model: Path | None = None
         targets = initial

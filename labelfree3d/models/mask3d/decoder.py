@@ -58,7 +58,7 @@ class MaskDecoderConfig:
             voxel's distance d from that centre is added to its mask logits. Not in any of the
             papers: relative positions in the mask head are CondInst's (Tian et al., ECCV 2020,
             Table 1) and ISBNet's (CVPR 2023) remedy for merged neighbours; here it gives a model
-            trained on a few scans a prior that objects are compact (docs/recipes.md).
+            trained on a few scans a prior that objects are compact (docs/training.md).
         spatial_prior_radius: the radius a query starts with, as a fraction of the scan's
             bounding-box diagonal (then learned per query).
     """
@@ -198,7 +198,7 @@ class _SpatialFrame:
         query_xyz: (B, Q, 3) sampled query positions in metres.
         positions: per scan the (M_b, 3) voxel positions in metres.
         diagonal: (B,) bounding-box diagonal of each scan in metres (the prior's length unit).
-        radius: starting radius as a fraction of the diagonal.
+        log_radius: log of the starting radius, as a fraction of the diagonal.
     """
 
     def __init__(self, query_xyz: torch.Tensor, positions: list[torch.Tensor], diagonal: torch.Tensor, radius: float):
@@ -213,7 +213,7 @@ class _SpatialFrame:
         `shape` is the (Q, 4) head output: the centre's offset in diagonals and the change of log radius.
         """
         unit = self.diagonal[b]
-        centre = (self.query_xyz[b] / unit + shape[:, :3].float())  # in diagonals
+        centre = self.query_xyz[b] / unit + shape[:, :3].float()  # in diagonals
         radius = torch.exp(self.log_radius + shape[:, 3].float()).clamp(min=1e-3)
         squared = torch.cdist(centre, points.float() / unit).square()
         return (-squared / (2 * radius[:, None].square())).to(shape.dtype)
