@@ -119,6 +119,15 @@ def test_recipe_parameters_are_validated():
     assert "unscene3d" in RECIPES
 
 
+@pytest.mark.realdata
+def test_a_negative_m0_growth_is_refused_before_any_work(osd_split, tmp_path):
+    train, _ = osd_split
+    with pytest.raises(ParameterError, match="m0_growth_voxels must be 0"):
+        fit("unscene3d", train, tmp_path / "run", settings=settings_of(["m0_growth_voxels=-1"]), workers=1, device="cpu",
+            log=lambda line: None)  # fmt: skip
+    assert not (tmp_path / "run" / "00_pseudo").exists()
+
+
 def test_every_paper_has_a_recipe_with_both_presets():
     assert sorted(RECIPES) == ["freepoint", "segment3d", "unscene3d"]
     for name in RECIPES:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from labelfree3d.errors import ParameterError
 from labelfree3d.recipes.base import MODEL_FILE, FitContext, Recipe, Stage
 from labelfree3d.recipes.stages import (
     CONFIDENT,
@@ -152,6 +153,8 @@ class UnScene3DRecipe(Recipe):
         train = {"config": params["train"]["config"], "set": dict(params["train"].get("set") or {})}
         for key, value in scan_input_settings(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"])).items():
             train["set"].setdefault(key, value)
+        if float(params["m0_growth_voxels"]) < 0:
+            raise ParameterError(f"m0_growth_voxels must be 0 (off) or more, got {params['m0_growth_voxels']!r}")
         growth = float(params["m0_growth_voxels"]) * float(train["set"]["model.input.voxel_size"])
         pseudo = ctx.run / "00_pseudo"
         min_score = params["m0_min_score"]
