@@ -8,6 +8,7 @@ last checkpoint, prediction by skipping scans whose output exists.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,45 +85,63 @@ def keep_confident(folder: Path, output: Path, min_score: float) -> dict[str, in
     return counts
 
 
-def grow_confident_masks(folder: Path, scans: Sequence[str | Path], growth: float) -> dict[str, int]:
+def grow_confident_masks(
+    folder: Path, scans: Sequence[str | Path], growth: float, workers: int | None = 0, progress: Any = False
+) -> dict[str, int]:
     """Complete every `folder/<scene>.npz` in place: its masks grow along the scan's surface (`grow_labels`).
 
     Each unclaimed point outside the room structure (the part the model sees) joins the mask that
     reaches it first within `growth` metres along a graph linking points 2.5 point spacings apart;
-    a point claimed by two masks stays with the higher-scored one. Scores are kept.
+    a point claimed by two masks stays with the higher-scored one. Scores are kept. Scans run
+    through the batch engine (`workers`, `progress` as in `run_batch`).
 
     Returns:
         {"points_before", "points_after"}: mask points in all, before and after growing.
+
+    Raises:
+        InputError: a scan's masks could not be grown (its one-line reason).
     """
+    from labelfree3d.batch.engine import run_batch
+
+    task = functools.partial(_grow_scan_masks, folder=folder, growth=growth)
+    run = run_batch(task, scans, workers=workers, progress=progress, description="growing M0")
+    if run.failed:
+        raise InputError(f"growing the pseudo masks failed: {run.failed[0].error}", folder)
+    counts = {"points_before": 0, "points_after": 0}
+    for before, after in run.values():
+        counts["points_before"] += before
+        counts["points_after"] += after
+    return counts
+
+
+def _grow_scan_masks(scan: Path, folder: Path, growth: float) -> tuple[int, int]:
+    """`grow_confident_masks` for one scan: (mask points before, after); (0, 0) when it has no masks file."""
     from labelfree3d.geometry import grow_labels
     from labelfree3d.io import read_predictions, read_scene, write_predictions
     from labelfree3d.segment.structure import scene_scale, scene_structure
 
-    counts = {"points_before": 0, "points_after": 0}
-    for scan in scans:  # one scan in memory at a time
-        scene = read_scene(scan)
-        path = folder / f"{scene.name}.npz"
-        if not path.is_file():
-            continue
-        masks, info = read_predictions(path)
-        scene_name = info.get("scene_name") or path.stem
-        if masks.num_points != scene.num_points:
-            raise InputError(f"its masks cover {masks.num_points} points, the scan {scan} has {scene.num_points}", path)
-        if len(masks) == 0:
-            continue
-        labels = np.full(masks.num_points, -1, dtype=np.int64)
-        for k in np.argsort(masks.scores, kind="stable"):  # higher scores written last: they keep shared points
-            labels[masks[k]] = k
-        unclaimed = scene_structure(scene).rest & (labels < 0)
-        grown = grow_labels(scene.points, labels, unclaimed, 2.5 * scene_scale(scene).spacing, growth)
-        order = np.argsort(grown, kind="stable")
-        bounds = np.searchsorted(grown[order], np.arange(len(masks) + 1))
-        lists = [order[bounds[k] : bounds[k + 1]] for k in range(len(masks))]
-        counts["points_before"] += int(masks.sizes.sum())
-        counts["points_after"] += int(sum(len(m) for m in lists))
-        completed = InstanceMasks.from_index_lists(lists, masks.scores, masks.num_points)
-        write_predictions(completed, path, scene_name=scene_name, method=f"{info.get('method') or 'masks'}:grown {growth:g} m")
-    return counts
+    scene = read_scene(scan)
+    path = folder / f"{scene.name}.npz"
+    if not path.is_file():
+        return 0, 0
+    masks, info = read_predictions(path)
+    if masks.num_points != scene.num_points:
+        raise InputError(f"its masks cover {masks.num_points} points, the scan {scan} has {scene.num_points}", path)
+    if len(masks) == 0:
+        return 0, 0
+    labels = np.full(masks.num_points, -1, dtype=np.int64)
+    for k in np.argsort(masks.scores, kind="stable"):  # higher scores written last: they keep shared points
+        labels[masks[k]] = k
+    unclaimed = scene_structure(scene).rest & (labels < 0)
+    grown = grow_labels(scene.points, labels, unclaimed, 2.5 * scene_scale(scene).spacing, growth)
+    order = np.argsort(grown, kind="stable")
+    bounds = np.searchsorted(grown[order], np.arange(len(masks) + 1))
+    lists = [order[bounds[k] : bounds[k + 1]] for k in range(len(masks))]
+    completed = InstanceMasks.from_index_lists(lists, masks.scores, masks.num_points)
+    scene_name = info.get("scene_name") or path.stem
+    method = f"{info.get('method') or 'masks'}:grown {growth:g} m"
+    write_predictions(completed, path, scene_name=scene_name, method=method)
+    return int(masks.sizes.sum()), int(completed.sizes.sum())
 
 
 def make_pseudo_stage(
@@ -146,7 +165,7 @@ def make_pseudo_stage(
             counts = keep_confident(folder, folder / CONFIDENT, min_score)
             summary.update({"min_score": min_score, "confident_masks": counts["kept"], "all_masks": counts["masks"]})
             if growth > 0:
-                grown = grow_confident_masks(folder / CONFIDENT, summary["scans"], growth)
+                grown = grow_confident_masks(folder / CONFIDENT, summary["scans"], growth, ctx.workers, ctx.progress)
                 summary.update({"growth": growth, "confident_points_grown": grown})
         return summary
 

@@ -151,7 +151,8 @@ class UnScene3DRecipe(Recipe):
         params = ctx.params
         method, settings = params["pseudo"]["method"], params["pseudo"].get("settings") or {}
         train = {"config": params["train"]["config"], "set": dict(params["train"].get("set") or {})}
-        for key, value in scan_input_settings(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"])).items():
+        inputs = scan_input_settings(ctx, float(params["voxel_size_rooms"]), float(params["voxel_size_tabletop"]))
+        for key, value in inputs.items():
             train["set"].setdefault(key, value)
         if float(params["m0_growth_voxels"]) < 0:
             raise ParameterError(f"m0_growth_voxels must be 0 (off) or more, got {params['m0_growth_voxels']!r}")
@@ -161,7 +162,8 @@ class UnScene3DRecipe(Recipe):
         description = f"{method} pseudo masks of the training scans; M0 = those scored >= {min_score}"
         if growth > 0:
             description += f", completed along the surface by up to {growth:g} m"
-        stages = [make_pseudo_stage(pseudo.name, description, method, settings, min_score=float(min_score), growth=growth)]
+        first = make_pseudo_stage(pseudo.name, description, method, settings, min_score=float(min_score), growth=growth)
+        stages = [first]
         initial = pseudo / CONFIDENT
         previous_model: Path | None = None
         targets = initial

@@ -345,7 +345,9 @@ class MaskTransformerDecoder(nn.Module):
         query_xyz = self._query_positions(positions, offsets)
         spatial = None
         if config.spatial_prior == "gaussian":
-            spatial = _SpatialFrame(query_xyz.float(), [positions[r].float() for r in rows], (high - low).norm(dim=1).clamp(min=1e-6), config.spatial_prior_radius)
+            diagonal = (high - low).norm(dim=1).clamp(min=1e-6)
+            scan_positions = [positions[r].float() for r in rows]
+            spatial = _SpatialFrame(query_xyz.float(), scan_positions, diagonal, config.spatial_prior_radius)
         query_pos = self.query_projection(self.positional(normalize_positions(query_xyz.float(), low[:, None], high[:, None])))
         queries = torch.zeros_like(query_pos)
 
